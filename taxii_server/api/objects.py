@@ -1,0 +1,116 @@
+"""Objects: list, add, get one, delete one (§5.4–§5.7)."""
+
+import uuid
+
+import orjson
+from flask import Blueprint, request
+
+from ..app import app_services
+from ..errors import TaxiiError, forbidden, not_found
+from ..media import content_type_is_taxii
+from ..storage.base import VersionFilter
+from ..timestamps import format_timestamp, now_micros
+from ..validation import Rejected, check_object, objects_from_body
+from .common import (caller, date_added_headers, page_request, paged_listing, readable_collection, taxii_response,
+                     visible_collection)
+
+blueprint = Blueprint("objects", __name__)
+
+
+@blueprint.get("/collections/<collection_id>/objects/")
+def get_objects(collection_id: str):
+    collection = readable_collection(collection_id)
+    wanted = page_request("objects", collection)
+    page = app_services().store.query(wanted.query)
+    body = paged_listing("objects", page, [record.body for record in page.records], wanted.fingerprint)
+    return taxii_response(body, headers=date_added_headers(page, wanted.query.added_after))
+
+
+@blueprint.get("/collections/<collection_id>/objects/<object_id>/")
+def get_object(collection_id: str, object_id: str):
+    collection = readable_collection(collection_id)
+    store = app_services().store
+    wanted = page_request("object", collection, object_id)
+    if not store.object_exists(collection.id, object_id):
+        raise not_found("No object with this id is in the collection.")
+    page = store.query(wanted.query)
+    body = paged_listing("objects", page, [record.body for record in page.records], wanted.fingerprint)
+    return taxii_response(body, headers=date_added_headers(page, wanted.query.added_after))
+
+
+@blueprint.delete("/collections/<collection_id>/objects/<object_id>/")
+def delete_object(collection_id: str, object_id: str):
+    collection, rights = visible_collection(collection_id)
+    if not (rights.can_read and rights.can_write and rights.can_delete):
+        raise forbidden("You may not delete objects from this collection.")
+    wanted = page_request("delete", collection, object_id, default_versions=VersionFilter.every())
+    deleted = app_services().store.delete_versions(collection.id, object_id, wanted.query.versions,
+                                                   wanted.query.spec_versions)
+    if not deleted:
+        raise not_found("No object with this id and these filters is in the collection.")
+    return taxii_response(b"")
+
+
+@blueprint.post("/collections/<collection_id>/objects/")
+def add_objects(collection_id: str):
+    collection, rights = visible_collection(collection_id)
+    if not rights.can_write:
+        raise forbidden("You may read this collection but not add objects to it.")
+    if not content_type_is_taxii(request.headers.get("Content-Type")):
+        raise TaxiiError(415, "Unsupported media type",
+                         "Send the envelope as Content-Type: application/taxii+json;version=2.1.")
+    received = now_micros()
+    items = objects_from_body(_read_body())
+    checked = [check_object(item) for item in items]
+    accepted = [item for item in checked if not isinstance(item, Rejected)]
+    outcomes = iter(app_services().store.add_versions(collection.id, accepted))
+    successes, failures = [], []
+    for item in checked:
+        if isinstance(item, Rejected):
+            failures.append({"id": item.object_id, "version": item.version, "message": item.message})
+            continue
+        outcome = next(outcomes)
+        detail = {"id": outcome.object_id, "version": outcome.version}
+        if outcome.conflict:
+            failures.append({**detail, "message": outcome.conflict})
+        else:
+            successes.append(detail if outcome.stored else {**detail, "message": "already stored (exact duplicate)"})
+    status = _status_resource(received, successes, failures)
+    body = _save_status(status)
+    return taxii_response(body, status=202)
+
+
+def _read_body() -> bytes:
+    """The request body, refused with 413 before reading when it is declared
+    too large, and while reading when it is not declared (chunked)."""
+    limit = app_services().settings.max_content_length
+    too_large = TaxiiError(413, "Payload too large", f"The body exceeds max_content_length ({limit} bytes).")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise too_large
+    return body
+
+
+def _status_resource(received: int, successes: list, failures: list) -> dict:
+    status = {
+        "id": str(uuid.uuid4()),
+        "status": "complete",
+        "request_timestamp": format_timestamp(received),
+        "total_count": len(successes) + len(failures),
+        "success_count": len(successes),
+        "failure_count": len(failures),
+        "pending_count": 0,
+    }
+    if successes:
+        status["successes"] = successes
+    if failures:
+        status["failures"] = failures
+    return status
+
+
+def _save_status(status: dict) -> bytes:
+    body = orjson.dumps(status)
+    app_services().store.save_status(status["id"], caller().operator.id, now_micros(), body)
+    return body

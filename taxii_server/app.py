@@ -1,0 +1,64 @@
+"""The application factory: settings + store -> a Flask WSGI application."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g, request
+
+from .auth import authenticate
+from .config import Settings
+from .errors import TaxiiError, register_error_handlers
+from .media import accept_allows_taxii
+from .query import CursorSigner
+from .storage import open_store
+from .storage.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the request handlers need, built once per process."""
+
+    settings: Settings
+    store: Store
+    cursors: CursorSigner
+
+
+def create_app(settings: Settings, store: Store | None = None) -> Flask:
+    app = Flask(__name__)
+    # TAXII URLs end in "/" (§3.1), but some clients drop it: route both forms
+    # instead of answering with a redirect that is not a TAXII response.
+    app.url_map.strict_slashes = False
+    # Safety net for every route; POST objects checks the limit itself first.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    app.extensions["taxii"] = Services(settings, store or open_store(settings.storage_url),
+                                       CursorSigner(settings.secret))
+    register_error_handlers(app)
+    app.before_request(_authenticate_and_negotiate)
+    _register_blueprints(app, settings.api_root_path)
+    return app
+
+
+def _authenticate_and_negotiate() -> None:
+    services: Services = app_services()
+    g.principal = authenticate(request.headers.get("Authorization"), services.settings, services.store)
+    if not accept_allows_taxii(request.headers.get("Accept")):
+        raise TaxiiError(406, "Not acceptable",
+                         "This server answers with application/taxii+json;version=2.1; include it in Accept.")
+
+
+def app_services() -> Services:
+    return current_app.extensions["taxii"]
+
+
+def _register_blueprints(app: Flask, api_root: str) -> None:
+    from .api import api_root as api_root_bp
+    from .api import collections, discovery, manifest, objects, status, versions
+
+    app.register_blueprint(discovery.blueprint)
+    prefix = f"/{api_root}"
+    for module in (api_root_bp, status, collections, manifest, objects, versions):
+        app.register_blueprint(module.blueprint, url_prefix=prefix)

@@ -1,0 +1,194 @@
+"""The `taxii-server` command line: a thin layer over config, keys and storage."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+
+import click
+import orjson
+
+from . import keys as api_keys
+from .config import ConfigError, Settings, load_settings
+from .policy import access
+from .storage import StorageURLError, open_store
+from .timestamps import TimestampError, format_timestamp, now_micros, parse_timestamp
+from .validation import Rejected, check_object, objects_from_body
+from .errors import TaxiiError
+
+IMPORT_BATCH = 500
+
+
+def with_config(command):
+    """Give a command `--config PATH` and pass it the loaded Settings."""
+    @click.option("--config", "config_path", default="config.yaml", show_default=True,
+                  type=click.Path(dir_okay=False), help="Configuration file.")
+    @functools.wraps(command)
+    def wrapper(config_path, **kwargs):
+        try:
+            settings = load_settings(config_path)
+        except (ConfigError, StorageURLError) as exc:
+            raise click.ClickException(str(exc)) from None
+        return command(settings, **kwargs)
+    return wrapper
+
+
+@click.group(help="taxii-server: a TAXII 2.1 threat-intelligence exchange server.")
+def main():
+    pass
+
+
+@main.command(help="Serve the TAXII API with gunicorn.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="gunicorn worker processes.")
+@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@with_config
+def serve(settings: Settings, host: str, port: int, workers: int, threads: int):
+    from .app import create_app
+    from .server import run_gunicorn
+
+    app = create_app(settings)
+    click.echo(f"taxii-server: discovery at http://{host}:{port}/taxii2/ "
+               f"(api root /{settings.api_root_path}/, store {settings.storage_url})", err=True)
+    run_gunicorn(app, bind=f"{host}:{port}", workers=workers, threads=threads)
+
+
+@main.command(help="Validate config.yaml and collections/ and open the store.")
+@with_config
+def check(settings: Settings):
+    store = open_store(settings.storage_url)
+    store.close()
+    licensees = sum(op.role == "licensee" for op in settings.operators.values())
+    click.echo(f"ok: {len(settings.operators)} operators ({licensees} licensees), "
+               f"{len(settings.collections)} collections, store {settings.storage_url}")
+
+
+@main.command(help="List operators with the collections each can read and write.")
+@with_config
+def operators(settings: Settings):
+    for operator in settings.operators.values():
+        click.echo(f"{operator.id}  role={operator.role}  name={operator.name!r}")
+        for collection in settings.collections:
+            rights = access(operator, collection)
+            if rights.visible:
+                mode = ("read" if rights.can_read else "") + ("+write" if rights.can_write else "")
+                click.echo(f"    {mode.lstrip('+'):<10} {collection.alias or collection.id}  ({collection.id})")
+
+
+@main.group(help="Issue, list and revoke API keys.")
+def keys():
+    pass
+
+
+@keys.command("issue", help="Issue a key for OPERATOR; the key is printed once, alone on the last line.")
+@click.argument("operator_id")
+@click.option("--expires", help="Expiry: a timestamp (2027-01-31T00:00:00Z) or a duration such as 90d or 12h.")
+@click.option("--label", default="", help="A note to recognise the key by, e.g. 'sentinel prod'.")
+@with_config
+def keys_issue(settings: Settings, operator_id: str, expires: str | None, label: str):
+    if operator_id not in settings.operators:
+        raise click.ClickException(f"no operator {operator_id!r} in the configuration")
+    issued = api_keys.issue_key(open_store(settings.storage_url), settings.secret, operator_id,
+                                expires=_expiry(expires), label=label)
+    click.echo(f"key id {issued.record.key_id} for {operator_id}"
+               + (f", expires {format_timestamp(issued.record.expires)}" if issued.record.expires else "")
+               + ". Store it now: it cannot be shown again.", err=True)
+    click.echo(issued.raw_key)
+
+
+@keys.command("list", help="List keys: id, operator, created, expires, last used, state.")
+@click.option("--operator", "operator_id", help="Only this operator's keys.")
+@with_config
+def keys_list(settings: Settings, operator_id: str | None):
+    now = now_micros()
+    click.echo(f"{'KEY ID':<14}{'OPERATOR':<16}{'CREATED':<29}{'EXPIRES':<29}{'LAST USED':<29}STATE  LABEL")
+    for record in open_store(settings.storage_url).list_keys(operator_id):
+        state = ("revoked" if record.revoked else
+                 "expired" if record.expires and record.expires <= now else "active")
+        click.echo(f"{record.key_id:<14}{record.operator_id:<16}{_when(record.created):<29}"
+                   f"{_when(record.expires):<29}{_when(record.last_used):<29}{state:<7}{record.label}")
+
+
+@keys.command("revoke", help="Revoke a key; it is refused from the next request on.")
+@click.argument("key_id")
+@with_config
+def keys_revoke(settings: Settings, key_id: str):
+    if not open_store(settings.storage_url).revoke_key(key_id, now_micros()):
+        raise click.ClickException(f"no key {key_id!r}")
+    click.echo(f"revoked {key_id}")
+
+
+@keys.command("expire", help="Set or clear (--never) a key's expiry.")
+@click.argument("key_id")
+@click.option("--at", "when", help="A timestamp or a duration from now (90d, 12h, 0s for now).")
+@click.option("--never", is_flag=True, help="Remove the expiry.")
+@with_config
+def keys_expire(settings: Settings, key_id: str, when: str | None, never: bool):
+    if bool(when) == never:
+        raise click.UsageError("give exactly one of --at and --never")
+    expires = None if never else _expiry(when)
+    if not open_store(settings.storage_url).set_key_expiry(key_id, expires):
+        raise click.ClickException(f"no key {key_id!r}")
+    click.echo(f"{key_id} expires {_when(expires)}")
+
+
+@main.command("import", help="Load a STIX bundle (or TAXII envelope) file into a collection.")
+@click.argument("file", type=click.File("rb"))
+@click.option("--collection", "collection_ref", required=True, help="Collection id or alias.")
+@with_config
+def import_bundle(settings: Settings, file, collection_ref: str):
+    collection = settings.collection(collection_ref)
+    if collection is None:
+        raise click.ClickException(f"no collection {collection_ref!r}")
+    try:
+        items = objects_from_body(file.read())
+    except TaxiiError as exc:
+        raise click.ClickException(exc.description or exc.title) from None
+    store = open_store(settings.storage_url)
+    stored = duplicates = 0
+    problems: list[str] = []
+    with click.progressbar(length=len(items), label=f"importing into {collection.alias or collection.id}",
+                           file=sys.stderr) as bar:
+        for start in range(0, len(items), IMPORT_BATCH):
+            batch = [check_object(item) for item in items[start:start + IMPORT_BATCH]]
+            problems += [f"{r.object_id}: {r.message}" for r in batch if isinstance(r, Rejected)]
+            for outcome in store.add_versions(collection.id, [v for v in batch if not isinstance(v, Rejected)]):
+                if outcome.conflict:
+                    problems.append(f"{outcome.object_id}: {outcome.conflict}")
+                elif outcome.stored:
+                    stored += 1
+                else:
+                    duplicates += 1
+            bar.update(len(batch))
+    for problem in problems:
+        click.echo(f"rejected {problem}", err=True)
+    click.echo(f"{stored} stored, {duplicates} already present, {len(problems)} rejected")
+    if problems:
+        sys.exit(1)
+
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _expiry(text: str | None) -> int | None:
+    if not text:
+        return None
+    match = _DURATION.match(text)
+    if match:
+        return now_micros() + int(match.group(1)) * _UNIT_SECONDS[match.group(2)] * 1_000_000
+    try:
+        return parse_timestamp(text)
+    except TimestampError:
+        raise click.BadParameter(f"{text!r} is neither a timestamp nor a duration like 90d") from None
+
+
+def _when(micros: int | None) -> str:
+    return format_timestamp(micros) if micros else "-"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name=os.path.basename(sys.argv[0]))

@@ -1,0 +1,161 @@
+"""The storage interface: what every backend (SQLite, MongoDB, ...) provides.
+
+Storage speaks in collections, object versions, pages, statuses and key
+records. It knows nothing of HTTP, of operators' rights or of TAXII text
+formats: timestamps are integer microseconds, bodies are JSON bytes.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class VersionFilter:
+    """`match[version]`: any mix of first, last and exact versions, or all."""
+
+    all: bool = False
+    first: bool = False
+    last: bool = False
+    exact: tuple[int, ...] = ()
+
+    @classmethod
+    def latest(cls) -> "VersionFilter":
+        return cls(last=True)
+
+    @classmethod
+    def every(cls) -> "VersionFilter":
+        return cls(all=True)
+
+
+@dataclass(frozen=True)
+class ObjectQuery:
+    """One page request over the versions stored in a collection.
+
+    Results are ordered by `date_added`, which is unique within a collection,
+    so `after_position` (the last `date_added` already seen) is a complete
+    keyset cursor.
+    """
+
+    collection_id: str
+    limit: int
+    object_id: str | None = None
+    ids: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    versions: VersionFilter = field(default_factory=VersionFilter.latest)
+    # Empty means "the latest spec version of each object" (§3.4.1).
+    spec_versions: tuple[str, ...] = ()
+    added_after: int | None = None
+    after_position: int | None = None
+    with_body: bool = True
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    object_id: str
+    type: str
+    version: str
+    spec_version: str
+    date_added: int
+    body: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[StoredVersion]
+    more: bool
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A validated object ready to store. `version_key` is None when the
+    object has neither `modified` nor `created`: the store then versions it by
+    its `date_added`."""
+
+    object_id: str
+    type: str
+    version: str | None
+    version_key: int | None
+    spec_version: str
+    content_hash: bytes
+    body: bytes
+
+
+@dataclass(frozen=True)
+class AddOutcome:
+    object_id: str
+    version: str
+    stored: bool          # False for an exact duplicate, which is still a success
+    conflict: str | None = None  # set when the object was refused
+
+
+@dataclass
+class ApiKeyRecord:
+    key_id: str
+    operator_id: str
+    secret_hash: str
+    created: int
+    expires: int | None = None
+    revoked: int | None = None
+    last_used: int | None = None
+    label: str = ""
+
+
+class Store(abc.ABC):
+    """A backend. Implementations must keep `date_added` strictly increasing
+    within a collection, assigned inside the write that stores the version."""
+
+    # -- objects -------------------------------------------------------------
+    @abc.abstractmethod
+    def add_versions(self, collection_id: str, versions: list[NewVersion]) -> list[AddOutcome]:
+        """Store each version atomically; report one outcome per input, in order."""
+
+    @abc.abstractmethod
+    def query(self, query: ObjectQuery) -> Page:
+        """One page of versions in `date_added` order."""
+
+    @abc.abstractmethod
+    def object_exists(self, collection_id: str, object_id: str) -> bool:
+        """True when any version of the object is in the collection."""
+
+    @abc.abstractmethod
+    def delete_versions(self, collection_id: str, object_id: str,
+                        versions: VersionFilter, spec_versions: tuple[str, ...]) -> int:
+        """Delete the matching versions of one object; return how many."""
+
+    @abc.abstractmethod
+    def count_versions(self, collection_id: str) -> int:
+        """How many versions a collection holds."""
+
+    # -- status resources ----------------------------------------------------
+    @abc.abstractmethod
+    def save_status(self, status_id: str, owner: str, created: int, body: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def load_status(self, status_id: str) -> tuple[str, bytes] | None:
+        """(owner, body) or None."""
+
+    # -- API keys ------------------------------------------------------------
+    @abc.abstractmethod
+    def add_key(self, record: ApiKeyRecord) -> None: ...
+
+    @abc.abstractmethod
+    def get_key(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    @abc.abstractmethod
+    def list_keys(self, operator_id: str | None = None) -> list[ApiKeyRecord]: ...
+
+    @abc.abstractmethod
+    def revoke_key(self, key_id: str, at: int) -> bool:
+        """Mark a key revoked; False when there is no such key."""
+
+    @abc.abstractmethod
+    def set_key_expiry(self, key_id: str, expires: int | None) -> bool: ...
+
+    @abc.abstractmethod
+    def touch_key(self, key_id: str, at: int) -> None:
+        """Record that the key was used at `at`."""
+
+    def close(self) -> None:
+        """Release connections."""

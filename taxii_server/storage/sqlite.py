@@ -1,0 +1,304 @@
+"""The embedded SQLite backend (the default).
+
+One database file in WAL mode. Writers take the write lock first
+(`BEGIN IMMEDIATE`), then read the collection's clock and assign `date_added`
+inside that same transaction: commits are serialised, so a version committed
+later always carries a later `date_added`, and a poller using `added_after`
+can never miss one.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..timestamps import format_timestamp, now_micros
+from .base import (AddOutcome, ApiKeyRecord, NewVersion, ObjectQuery, Page, Store,
+                   StoredVersion, VersionFilter)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    pk            INTEGER PRIMARY KEY,
+    collection_id TEXT    NOT NULL,
+    object_id     TEXT    NOT NULL,
+    type          TEXT    NOT NULL,
+    version       TEXT    NOT NULL,
+    version_key   INTEGER NOT NULL,
+    spec_version  TEXT    NOT NULL,
+    date_added    INTEGER NOT NULL,
+    is_first      INTEGER NOT NULL,
+    is_last       INTEGER NOT NULL,
+    content_hash  BLOB    NOT NULL,
+    body          BLOB    NOT NULL
+);
+-- Serves every page with match[version]=all (and exact versions), in date_added order.
+CREATE UNIQUE INDEX IF NOT EXISTS objects_by_date ON objects (collection_id, date_added);
+-- Serves the default match[version]=last: only the latest version of each object.
+CREATE INDEX IF NOT EXISTS objects_last_by_date ON objects (collection_id, date_added) WHERE is_last = 1;
+CREATE INDEX IF NOT EXISTS objects_first_by_date ON objects (collection_id, date_added) WHERE is_first = 1;
+-- One row per (collection, object, version); serves by-id requests and duplicate checks.
+CREATE UNIQUE INDEX IF NOT EXISTS objects_by_id ON objects (collection_id, object_id, version_key);
+
+CREATE TABLE IF NOT EXISTS collection_clock (
+    collection_id TEXT PRIMARY KEY,
+    last_date_added INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS statuses (
+    id      TEXT PRIMARY KEY,
+    owner   TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    body    BLOB NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id      TEXT PRIMARY KEY,
+    operator_id TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    expires     INTEGER,
+    revoked     INTEGER,
+    last_used   INTEGER,
+    label       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS api_keys_by_operator ON api_keys (operator_id);
+"""
+
+_COLUMNS = "object_id, type, version, spec_version, date_added"
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connection().executescript(SCHEMA)
+
+    # -- connections -----------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        # One connection per thread and per process: gunicorn forks workers,
+        # and sqlite3 connections must not cross either boundary.
+        db = getattr(self._local, "db", None)
+        if db is None or self._local.pid != os.getpid():
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db, self._local.pid = db, os.getpid()
+        return db
+
+    @contextmanager
+    def _write(self):
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- objects -----------------------------------------------------------------
+    def add_versions(self, collection_id: str, versions: list[NewVersion]) -> list[AddOutcome]:
+        if not versions:
+            return []
+        with self._write() as db:
+            clock = self._read_clock(db, collection_id)
+            outcomes = []
+            for new in versions:
+                outcome, clock = self._add_one(db, collection_id, new, clock)
+                outcomes.append(outcome)
+            db.execute(
+                "INSERT INTO collection_clock (collection_id, last_date_added) VALUES (?, ?) "
+                "ON CONFLICT (collection_id) DO UPDATE SET last_date_added = excluded.last_date_added",
+                (collection_id, clock),
+            )
+        return outcomes
+
+    @staticmethod
+    def _read_clock(db, collection_id: str) -> int:
+        row = db.execute("SELECT last_date_added FROM collection_clock WHERE collection_id = ?",
+                         (collection_id,)).fetchone()
+        return row[0] if row else 0
+
+    def _add_one(self, db, collection_id: str, new: NewVersion, clock: int) -> tuple[AddOutcome, int]:
+        duplicate = db.execute(
+            "SELECT version FROM objects WHERE collection_id = ? AND object_id = ? AND content_hash = ?",
+            (collection_id, new.object_id, new.content_hash),
+        ).fetchone()
+        if duplicate:
+            return AddOutcome(new.object_id, duplicate[0], stored=False), clock
+        date_added = max(now_micros(), clock + 1)
+        version_key = new.version_key if new.version_key is not None else date_added
+        version = new.version if new.version is not None else format_timestamp(date_added)
+        bounds = db.execute(
+            "SELECT MIN(version_key), MAX(version_key), SUM(version_key = ?) FROM objects "
+            "WHERE collection_id = ? AND object_id = ?",
+            (version_key, collection_id, new.object_id),
+        ).fetchone()
+        lowest, highest, same_version = bounds
+        if same_version:
+            return AddOutcome(new.object_id, version, stored=False,
+                              conflict="a different object with this id and version is already stored; "
+                                       "publish a new version with a later 'modified'"), clock
+        is_first = lowest is None or version_key < lowest
+        is_last = highest is None or version_key > highest
+        if is_first and lowest is not None:
+            db.execute("UPDATE objects SET is_first = 0 WHERE collection_id = ? AND object_id = ? AND is_first = 1",
+                       (collection_id, new.object_id))
+        if is_last and highest is not None:
+            db.execute("UPDATE objects SET is_last = 0 WHERE collection_id = ? AND object_id = ? AND is_last = 1",
+                       (collection_id, new.object_id))
+        db.execute(
+            "INSERT INTO objects (collection_id, object_id, type, version, version_key, spec_version, date_added,"
+            " is_first, is_last, content_hash, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (collection_id, new.object_id, new.type, version, version_key, new.spec_version, date_added,
+             int(is_first), int(is_last), new.content_hash, new.body),
+        )
+        return AddOutcome(new.object_id, version, stored=True), date_added
+
+    def query(self, query: ObjectQuery) -> Page:
+        columns = _COLUMNS + (", body" if query.with_body else "")
+        where, params = _where(query)
+        sql = f"SELECT {columns} FROM objects WHERE {where} ORDER BY date_added LIMIT ?"
+        rows = self._connection().execute(sql, (*params, query.limit + 1)).fetchall()
+        more = len(rows) > query.limit
+        records = [StoredVersion(*row) for row in rows[: query.limit]]
+        return Page(records=records, more=more)
+
+    def object_exists(self, collection_id: str, object_id: str) -> bool:
+        row = self._connection().execute(
+            "SELECT 1 FROM objects WHERE collection_id = ? AND object_id = ? LIMIT 1",
+            (collection_id, object_id)).fetchone()
+        return row is not None
+
+    def delete_versions(self, collection_id: str, object_id: str,
+                        versions: VersionFilter, spec_versions: tuple[str, ...]) -> int:
+        query = ObjectQuery(collection_id=collection_id, limit=0, object_id=object_id,
+                            versions=versions, spec_versions=spec_versions)
+        where, params = _where(query)
+        with self._write() as db:
+            deleted = db.execute(f"DELETE FROM objects WHERE {where}", params).rowcount
+            if deleted:
+                self._refresh_first_and_last(db, collection_id, object_id)
+        return deleted
+
+    @staticmethod
+    def _refresh_first_and_last(db, collection_id: str, object_id: str) -> None:
+        db.execute(
+            "UPDATE objects SET"
+            " is_first = (version_key = (SELECT MIN(version_key) FROM objects WHERE collection_id = ?1 AND object_id = ?2)),"
+            " is_last  = (version_key = (SELECT MAX(version_key) FROM objects WHERE collection_id = ?1 AND object_id = ?2))"
+            " WHERE collection_id = ?1 AND object_id = ?2",
+            (collection_id, object_id),
+        )
+
+    def count_versions(self, collection_id: str) -> int:
+        return self._connection().execute(
+            "SELECT COUNT(*) FROM objects WHERE collection_id = ?", (collection_id,)).fetchone()[0]
+
+    # -- statuses ----------------------------------------------------------------
+    def save_status(self, status_id: str, owner: str, created: int, body: bytes) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO statuses (id, owner, created, body) VALUES (?, ?, ?, ?)",
+                       (status_id, owner, created, body))
+
+    def load_status(self, status_id: str) -> tuple[str, bytes] | None:
+        row = self._connection().execute("SELECT owner, body FROM statuses WHERE id = ?", (status_id,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    # -- keys --------------------------------------------------------------------
+    def add_key(self, record: ApiKeyRecord) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO api_keys (key_id, operator_id, secret_hash, created, expires, revoked, last_used, label)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.key_id, record.operator_id, record.secret_hash, record.created, record.expires,
+                 record.revoked, record.last_used, record.label),
+            )
+
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        row = self._connection().execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+        return ApiKeyRecord(*row) if row else None
+
+    def list_keys(self, operator_id: str | None = None) -> list[ApiKeyRecord]:
+        sql = f"SELECT {_KEY_COLUMNS} FROM api_keys"
+        params: tuple = ()
+        if operator_id is not None:
+            sql, params = sql + " WHERE operator_id = ?", (operator_id,)
+        rows = self._connection().execute(sql + " ORDER BY operator_id, created", params).fetchall()
+        return [ApiKeyRecord(*row) for row in rows]
+
+    def revoke_key(self, key_id: str, at: int) -> bool:
+        with self._write() as db:
+            return db.execute("UPDATE api_keys SET revoked = COALESCE(revoked, ?) WHERE key_id = ?",
+                              (at, key_id)).rowcount == 1
+
+    def set_key_expiry(self, key_id: str, expires: int | None) -> bool:
+        with self._write() as db:
+            return db.execute("UPDATE api_keys SET expires = ? WHERE key_id = ?", (expires, key_id)).rowcount == 1
+
+    def touch_key(self, key_id: str, at: int) -> None:
+        with self._write() as db:
+            db.execute("UPDATE api_keys SET last_used = ? WHERE key_id = ?", (at, key_id))
+
+
+_KEY_COLUMNS = "key_id, operator_id, secret_hash, created, expires, revoked, last_used, label"
+
+
+def _where(query: ObjectQuery) -> tuple[str, list]:
+    clauses = ["collection_id = ?"]
+    params: list = [query.collection_id]
+    if query.object_id is not None:
+        clauses.append("object_id = ?")
+        params.append(query.object_id)
+    if query.ids:
+        clauses.append(f"object_id IN ({_marks(query.ids)})")
+        params.extend(query.ids)
+    if query.types:
+        clauses.append(f"type IN ({_marks(query.types)})")
+        params.extend(query.types)
+    if query.spec_versions:
+        clauses.append(f"spec_version IN ({_marks(query.spec_versions)})")
+        params.extend(query.spec_versions)
+    version_clause, version_params = _version_clause(query.versions)
+    if version_clause:
+        clauses.append(version_clause)
+        params.extend(version_params)
+    bounds = [b for b in (query.added_after, query.after_position) if b is not None]
+    if bounds:
+        lower_bound = max(bounds)
+        clauses.append("date_added > ?")
+        params.append(lower_bound)
+    return " AND ".join(clauses), params
+
+
+def _version_clause(versions: VersionFilter) -> tuple[str | None, list]:
+    if versions.all:
+        return None, []
+    # Written as literal `is_last = 1` so SQLite can pick the partial index.
+    options, params = [], []
+    if versions.last:
+        options.append("is_last = 1")
+    if versions.first:
+        options.append("is_first = 1")
+    if versions.exact:
+        options.append(f"version_key IN ({_marks(versions.exact)})")
+        params.extend(versions.exact)
+    if not options:
+        return "0", []
+    return (options[0] if len(options) == 1 else "(" + " OR ".join(options) + ")"), params
+
+
+def _marks(values) -> str:
+    return ", ".join("?" * len(values))
