@@ -198,14 +198,27 @@ def _server_secret(from_environment: str | None, secret_file: Path) -> bytes:
             raise ConfigError("TAXII_SERVER_SECRET must be at least 32 characters")
         return from_environment.encode()
     if not secret_file.exists():
-        secret_file.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
+        _create_secret_file(secret_file)
     secret = secret_file.read_text().strip()
     if len(secret) < 32:
         raise ConfigError(f"{secret_file}: the server secret must be at least 32 characters")
     return secret.encode()
+
+
+def _create_secret_file(secret_file: Path) -> None:
+    """Write a new secret atomically: gunicorn workers starting together must all
+    end up with the same one, and none may read a half-written file."""
+    secret_file.parent.mkdir(parents=True, exist_ok=True)
+    draft = secret_file.with_name(f".{secret_file.name}.{os.getpid()}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+    try:
+        os.link(draft, secret_file)  # fails if another process got there first; theirs wins
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(draft)
 
 
 def _read_yaml(path: Path) -> dict:

@@ -1,0 +1,27 @@
+# taxii-server under gunicorn. Mount config.yaml, collections/ and a data volume:
+#   docker build -t taxii-server .
+#   docker run -p 8000:8000 -v $PWD/config.yaml:/srv/config.yaml -v taxii-data:/srv/data taxii-server
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TAXII_CONFIG=/srv/config.yaml
+WORKDIR /srv
+RUN useradd --system --home /srv taxii
+
+COPY pyproject.toml README.md ./
+COPY taxii_server ./taxii_server
+COPY schemas ./schemas
+RUN pip install --no-cache-dir . && rm -rf taxii_server
+
+COPY collections ./collections
+COPY config.yaml ./config.yaml
+RUN mkdir -p /srv/data && chown taxii /srv/data
+USER taxii
+VOLUME /srv/data
+EXPOSE 8000
+
+# Workers are separate processes: the store, keys and cursors are shared through the
+# database and the secret, never through process memory. TLS terminates at a reverse proxy
+# here; serve HTTPS directly with gunicorn's --certfile/--keyfile instead if preferred.
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--worker-class", "gthread", \
+     "--access-logfile", "-", "--access-logformat", "%(h)s \"%(r)s\" %(s)s %(b)s %(L)ss", \
+     "taxii_server.wsgi:app"]
