@@ -8,7 +8,6 @@ import re
 import sys
 
 import click
-import orjson
 
 from . import keys as api_keys
 from .config import ConfigError, Settings, load_settings
@@ -27,11 +26,12 @@ def with_config(command):
                   type=click.Path(dir_okay=False), help="Configuration file.")
     @functools.wraps(command)
     def wrapper(config_path, **kwargs):
+        # The command runs inside the try too: an unsupported storage URL is only
+        # found when the command opens the store, and deserves a message, not a traceback.
         try:
-            settings = load_settings(config_path)
+            return command(load_settings(config_path), **kwargs)
         except (ConfigError, StorageURLError) as exc:
             raise click.ClickException(str(exc)) from None
-        return command(settings, **kwargs)
     return wrapper
 
 

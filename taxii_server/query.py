@@ -76,7 +76,7 @@ def parse_filters(endpoint: str, args, *, collection_id: str, object_id: str | N
 def _limit(text: str | None, default: int, maximum: int) -> int:
     if text is None:
         return default
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:  # isdigit alone admits '²', which int() refuses
         raise bad_request(f"limit must be a positive integer, not {text!r}.")
     return min(int(text), maximum)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from gunicorn.app.base import BaseApplication
 
 
@@ -18,7 +20,14 @@ class _Gunicorn(BaseApplication):
         return self._app
 
 
+def configure_logging() -> None:
+    """Application log lines (authentication failures, unexpected errors) on stderr
+    beside gunicorn's own. Nothing logged carries a key's secret."""
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+
+
 def run_gunicorn(app, bind: str, workers: int = 1, threads: int = 4) -> None:
+    configure_logging()
     options = {"bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
                "accesslog": "-", "timeout": 60,
                # The access log line never includes the Authorization header.

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 import orjson
 import stix2
 from stix2.base import _Observable
+from stix2.registry import class_for_type
+from stix2.v21 import Bundle
 
 from .errors import unprocessable
+from .json_types import json_type_problem
 from .storage.base import NewVersion
 from .timestamps import TimestampError, parse_timestamp
 
@@ -55,6 +58,10 @@ def check_object(item: dict) -> NewVersion | Rejected:
     problem = _problem(item)
     if problem:
         return Rejected(item["id"], _claimed_version(item), problem)
+    try:
+        canonical, body = orjson.dumps(item, option=orjson.OPT_SORT_KEYS), orjson.dumps(item)
+    except orjson.JSONEncodeError as exc:  # orjson reads 1024 levels of nesting but writes only 254
+        return Rejected(item["id"], _claimed_version(item), f"The object is nested too deeply to store: {exc}.")
     version = item.get("modified") or item.get("created")
     return NewVersion(
         object_id=item["id"],
@@ -62,8 +69,8 @@ def check_object(item: dict) -> NewVersion | Rejected:
         version=version,
         version_key=parse_timestamp(version) if version else None,
         spec_version=item.get("spec_version", SPEC_VERSION),
-        content_hash=hashlib.sha256(orjson.dumps(item, option=orjson.OPT_SORT_KEYS)).digest(),
-        body=orjson.dumps(item),
+        content_hash=hashlib.sha256(canonical).digest(),
+        body=body,
     )
 
 
@@ -71,16 +78,21 @@ def _problem(item: dict) -> str | None:
     spec_version = item.get("spec_version")
     if spec_version is not None and spec_version != SPEC_VERSION:
         return f"spec_version {spec_version!r} is not supported: this server stores STIX 2.1 objects."
+    stix_class = class_for_type(item["type"], SPEC_VERSION)
+    if stix_class is None:
+        return _custom_object_problem(item) or _timestamp_problem(item)
+    if stix_class is Bundle:
+        return "a bundle cannot be stored as an object; send its objects instead."
+    if spec_version is None and not issubclass(stix_class, _Observable):
+        return f"spec_version is required on a {item['type']} object and must be '2.1'."
+    # JSON types first: stix2 would coerce some ill-typed values rather than refuse them.
+    problem = json_type_problem(item, stix_class._properties)
+    if problem:
+        return problem
     try:
-        parsed = stix2.parse(item, allow_custom=True, version=SPEC_VERSION)
+        stix2.parse(item, allow_custom=True, version=SPEC_VERSION)
     except Exception as exc:  # stix2 raises many types; each is a reason to reject the object
         return f"Invalid STIX 2.1 object: {exc}"
-    if isinstance(parsed, dict):
-        problem = _custom_object_problem(item)
-        if problem:
-            return problem
-    elif spec_version is None and not isinstance(parsed, _Observable):
-        return f"spec_version is required on a {item['type']} object and must be '2.1'."
     return _timestamp_problem(item)
 
 

@@ -7,5 +7,7 @@ import os
 
 from .app import create_app
 from .config import load_settings
+from .server import configure_logging
 
+configure_logging()
 app = create_app(load_settings(os.environ.get("TAXII_CONFIG", "config.yaml")))

@@ -75,7 +75,8 @@ class LiveServer:
     def __init__(self, app):
         self._server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval keeps shutdown (once per test) quick.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     def stop(self):
@@ -130,6 +131,21 @@ def as_operator(server, keys):
     def make(operator_id: str, scheme: str = "bearer") -> TaxiiSession:
         return TaxiiSession(server.url, keys[operator_id], operator_id, scheme)
     return make
+
+
+@pytest.fixture
+def regulator(as_operator) -> TaxiiSession:
+    return as_operator("regulator")
+
+
+@pytest.fixture
+def northtel(as_operator) -> TaxiiSession:
+    return as_operator("northtel")
+
+
+@pytest.fixture
+def southwave(as_operator) -> TaxiiSession:
+    return as_operator("southwave")
 
 
 def indicator(n: int = 0, modified: str = "2026-01-01T00:00:00.000Z", **extra) -> dict:

@@ -4,6 +4,7 @@ import uuid
 
 import orjson
 from flask import Blueprint, request
+from werkzeug.wsgi import get_input_stream
 
 from ..app import app_services
 from ..errors import TaxiiError, forbidden, not_found
@@ -87,7 +88,10 @@ def _read_body() -> bytes:
     too_large = TaxiiError(413, "Payload too large", f"The body exceeds max_content_length ({limit} bytes).")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
-    body = request.stream.read(limit + 1)
+    # Not request.stream: for a body without Content-Length Werkzeug stops that
+    # stream silently at MAX_CONTENT_LENGTH (= limit), hiding anything longer.
+    # A stream capped one byte higher shows whether the body goes past the limit.
+    body = get_input_stream(request.environ, max_content_length=limit + 1).read(limit + 1)
     if len(body) > limit:
         raise too_large
     return body
