@@ -32,6 +32,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     # TAXII URLs end in "/" (§3.1), but some clients drop it: route both forms
     # instead of answering with a redirect that is not a TAXII response.
     app.url_map.strict_slashes = False
+    # An object id with an encoded "/" must reach the handler (and get 404), not a redirect.
+    app.url_map.merge_slashes = False
     # Safety net for every route; POST objects checks the limit itself first.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.extensions["taxii"] = Services(settings, store or open_store(settings.storage_url),
