@@ -121,6 +121,26 @@ def keys_revoke(settings: Settings, key_id: str):
     click.echo(f"revoked {key_id}")
 
 
+@keys.command("rotate", help="Issue a new key for OPERATOR and let its current keys expire after a grace period.")
+@click.argument("operator_id")
+@click.option("--grace", default="7d", show_default=True, help="How long the old keys keep working (e.g. 7d, 12h, 0s).")
+@click.option("--key", "key_id", help="Retire only this key id (default: every active key of the operator).")
+@click.option("--label", default="", help="A note for the new key.")
+@with_config
+def keys_rotate(settings: Settings, operator_id: str, grace: str, key_id: str | None, label: str):
+    if operator_id not in settings.operators:
+        raise click.ClickException(f"no operator {operator_id!r} in the configuration")
+    store = open_store(settings.storage_url)
+    if key_id is not None and (store.get_key(key_id) is None or store.get_key(key_id).operator_id != operator_id):
+        raise click.ClickException(f"{operator_id} has no key {key_id!r}")
+    rotation = api_keys.rotate_keys(store, settings.secret, operator_id, _duration(grace), key_id=key_id, label=label)
+    for retired in rotation.retired_key_ids:
+        click.echo(f"key id {retired} now expires {_when(rotation.retire_at)}", err=True)
+    click.echo(f"key id {rotation.issued.record.key_id} for {operator_id}. Store it now: it cannot be shown again.",
+               err=True)
+    click.echo(rotation.issued.raw_key)
+
+
 @keys.command("expire", help="Set or clear (--never) a key's expiry.")
 @click.argument("key_id")
 @click.option("--at", "when", help="A timestamp or a duration from now (90d, 12h, 0s for now).")
@@ -174,12 +194,19 @@ _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+def _duration(text: str) -> int:
+    """`90d`, `12h`, `30m`, `45s` -> microseconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration like 7d, 12h, 30m or 0s")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] * 1_000_000
+
+
 def _expiry(text: str | None) -> int | None:
     if not text:
         return None
-    match = _DURATION.match(text)
-    if match:
-        return now_micros() + int(match.group(1)) * _UNIT_SECONDS[match.group(2)] * 1_000_000
+    if _DURATION.match(text):
+        return now_micros() + _duration(text)
     try:
         return parse_timestamp(text)
     except TimestampError:

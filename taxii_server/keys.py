@@ -35,6 +35,32 @@ def issue_key(store: Store, server_secret: bytes, operator_id: str,
     return IssuedKey(record=record, raw_key=raw_key)
 
 
+@dataclass(frozen=True)
+class Rotation:
+    issued: IssuedKey
+    retired_key_ids: list[str]  # keys whose expiry was brought forward to `retire_at`
+    retire_at: int
+
+
+def rotate_keys(store: Store, server_secret: bytes, operator_id: str, grace: int,
+                key_id: str | None = None, label: str = "") -> Rotation:
+    """Issue a new key and let the operator's active keys (or only `key_id`)
+    expire `grace` microseconds from now, time enough to move its tools over."""
+    now = now_micros()
+    retire_at = now + grace
+    retiring = [record for record in store.list_keys(operator_id)
+                if (key_id is None or record.key_id == key_id) and is_active(record, now)
+                and (record.expires is None or record.expires > retire_at)]
+    issued = issue_key(store, server_secret, operator_id, label=label)
+    for record in retiring:
+        store.set_key_expiry(record.key_id, retire_at)
+    return Rotation(issued, [record.key_id for record in retiring], retire_at)
+
+
+def is_active(record: ApiKeyRecord, now: int) -> bool:
+    return record.revoked is None and (record.expires is None or record.expires > now)
+
+
 def hash_key(server_secret: bytes, raw_key: str) -> str:
     return hmac.new(server_secret, raw_key.encode(), hashlib.sha256).hexdigest()
 
