@@ -12,6 +12,7 @@ COPY taxii_server ./taxii_server
 COPY schemas ./schemas
 RUN pip install --no-cache-dir . && rm -rf taxii_server
 
+COPY deploy ./deploy
 COPY collections ./collections
 COPY config.yaml ./config.yaml
 RUN mkdir -p /srv/data && chown taxii /srv/data
@@ -20,8 +21,10 @@ VOLUME /srv/data
 EXPOSE 8000
 
 # Workers are separate processes: the store, keys and cursors are shared through the
-# database and the secret, never through process memory. TLS terminates at a reverse proxy
-# here; serve HTTPS directly with gunicorn's --certfile/--keyfile instead if preferred.
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--worker-class", "gthread", \
+# database and the secret, never through process memory. This serves plain HTTP for a
+# TLS-terminating reverse proxy in front; to serve HTTPS directly, mount a certificate and run
+#   gunicorn -c deploy/gunicorn.tls.conf.py taxii_server.wsgi:app   (with TAXII_TLS_CERT, TAXII_TLS_KEY)
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", \
+     "--worker-class", "taxii_server.server.ClientCertificateWorker", "--no-control-socket", \
      "--access-logfile", "-", "--access-logformat", "%(h)s \"%(r)s\" %(s)s %(b)s %(L)ss", \
      "taxii_server.wsgi:app"]

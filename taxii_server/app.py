@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
+from . import audit, limits
 from .auth import authenticate
 from .config import Settings
 from .errors import TaxiiError, register_error_handlers
@@ -40,16 +41,28 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
                                        CursorSigner(settings.secret))
     register_error_handlers(app)
     app.before_request(_authenticate_and_negotiate)
+    app.after_request(_audit)
     _register_blueprints(app, settings.api_root_path)
     return app
 
 
+# Served to anyone: the API description holds nothing an operator's key protects.
+PUBLIC_ENDPOINTS = frozenset({"openapi.description"})
+
+
 def _authenticate_and_negotiate() -> None:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
     services: Services = app_services()
     g.principal = authenticate(request.headers.get("Authorization"), services.settings, services.store)
+    limits.enforce(services.store, g.principal, services.settings.requests_per_minute)
     if not accept_allows_taxii(request.headers.get("Accept")):
         raise TaxiiError(406, "Not acceptable",
                          "This server answers with application/taxii+json;version=2.1; include it in Accept.")
+
+
+def _audit(response):
+    return audit.record(app_services().store, response)
 
 
 def app_services() -> Services:
@@ -58,9 +71,10 @@ def app_services() -> Services:
 
 def _register_blueprints(app: Flask, api_root: str) -> None:
     from .api import api_root as api_root_bp
-    from .api import collections, discovery, manifest, objects, status, versions
+    from .api import collections, discovery, manifest, objects, openapi, status, versions
 
     app.register_blueprint(discovery.blueprint)
+    app.register_blueprint(openapi.blueprint)
     prefix = f"/{api_root}"
     for module in (api_root_bp, status, collections, manifest, objects, versions):
         app.register_blueprint(module.blueprint, url_prefix=prefix)

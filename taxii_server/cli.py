@@ -40,20 +40,40 @@ def main():
     pass
 
 
+_PEM_FILE = click.Path(exists=True, dir_okay=False)
+
+
 @main.command(help="Serve the TAXII API with gunicorn.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int, help="gunicorn worker processes.")
 @click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option("--tls-cert", type=_PEM_FILE, help="Serve HTTPS (TLS 1.2 or newer) with this certificate chain (PEM).")
+@click.option("--tls-key", type=_PEM_FILE, help="The certificate's private key (PEM).")
+@click.option("--tls-client-ca", type=_PEM_FILE,
+              help="Ask clients for a certificate (mutual TLS) issued by these CAs or listed here (PEM). "
+                   "Clients without one still authenticate with API keys.")
 @with_config
-def serve(settings: Settings, host: str, port: int, workers: int, threads: int):
+def serve(settings: Settings, host: str, port: int, workers: int, threads: int,
+          tls_cert: str | None, tls_key: str | None, tls_client_ca: str | None):
     from .app import create_app
     from .server import run_gunicorn
+    from .tls import TLSFiles
 
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("give both --tls-cert and --tls-key, or neither")
+    if tls_client_ca and not tls_cert:
+        raise click.UsageError("--tls-client-ca needs --tls-cert and --tls-key")
+    tls = TLSFiles(tls_cert, tls_key, tls_client_ca) if tls_cert else None
+    if tls is not None:
+        try:
+            tls.check()
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
     app = create_app(settings)
-    click.echo(f"taxii-server: discovery at http://{host}:{port}/taxii2/ "
+    click.echo(f"taxii-server: discovery at {'https' if tls else 'http'}://{host}:{port}/taxii2/ "
                f"(api root /{settings.api_root_path}/, store {settings.storage_url})", err=True)
-    run_gunicorn(app, bind=f"{host}:{port}", workers=workers, threads=threads)
+    run_gunicorn(app, bind=f"{host}:{port}", workers=workers, threads=threads, tls=tls)
 
 
 @main.command(help="Validate config.yaml and collections/ and open the store.")
@@ -89,8 +109,7 @@ def keys():
 @click.option("--label", default="", help="A note to recognise the key by, e.g. 'sentinel prod'.")
 @with_config
 def keys_issue(settings: Settings, operator_id: str, expires: str | None, label: str):
-    if operator_id not in settings.operators:
-        raise click.ClickException(f"no operator {operator_id!r} in the configuration")
+    _require_operator(settings, operator_id)
     issued = api_keys.issue_key(open_store(settings.storage_url), settings.secret, operator_id,
                                 expires=_expiry(expires), label=label)
     click.echo(f"key id {issued.record.key_id} for {operator_id}"
@@ -106,8 +125,7 @@ def keys_list(settings: Settings, operator_id: str | None):
     now = now_micros()
     click.echo(f"{'KEY ID':<14}{'OPERATOR':<16}{'CREATED':<29}{'EXPIRES':<29}{'LAST USED':<29}STATE  LABEL")
     for record in open_store(settings.storage_url).list_keys(operator_id):
-        state = ("revoked" if record.revoked else
-                 "expired" if record.expires and record.expires <= now else "active")
+        state = _state(record.revoked, record.expires, now)
         click.echo(f"{record.key_id:<14}{record.operator_id:<16}{_when(record.created):<29}"
                    f"{_when(record.expires):<29}{_when(record.last_used):<29}{state:<7}{record.label}")
 
@@ -128,8 +146,7 @@ def keys_revoke(settings: Settings, key_id: str):
 @click.option("--label", default="", help="A note for the new key.")
 @with_config
 def keys_rotate(settings: Settings, operator_id: str, grace: str, key_id: str | None, label: str):
-    if operator_id not in settings.operators:
-        raise click.ClickException(f"no operator {operator_id!r} in the configuration")
+    _require_operator(settings, operator_id)
     store = open_store(settings.storage_url)
     if key_id is not None and (store.get_key(key_id) is None or store.get_key(key_id).operator_id != operator_id):
         raise click.ClickException(f"{operator_id} has no key {key_id!r}")
@@ -153,6 +170,98 @@ def keys_expire(settings: Settings, key_id: str, when: str | None, never: bool):
     if not open_store(settings.storage_url).set_key_expiry(key_id, expires):
         raise click.ClickException(f"no key {key_id!r}")
     click.echo(f"{key_id} expires {_when(expires)}")
+
+
+@main.command(help="Show the audit trail: every request, with failed authentications.")
+@click.option("--operator", "operator_id", help="Only this operator's requests.")
+@click.option("--since", help="From this time on: a timestamp or a duration back from now (24h, 7d).")
+@click.option("--failures", is_flag=True, help="Only failed authentications.")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1))
+@with_config
+def audit(settings: Settings, operator_id: str | None, since: str | None, failures: bool, limit: int):
+    start = None
+    if since:
+        start = now_micros() - _duration(since) if _DURATION.match(since) else _timestamp_option(since)
+    events = open_store(settings.storage_url).query_audit(operator_id, start, failures, limit)
+    click.echo(f"{'TIME':<29}{'OPERATOR':<14}{'KEY ID':<22}{'CLIENT':<17}{'STATUS':<7}{'OBJECTS':<8}REQUEST")
+    for event in events:
+        click.echo(f"{_when(event.at):<29}{event.operator_id or '-':<14}{event.key_id or '-':<22}"
+                   f"{event.client:<17}{event.status:<7}{event.objects:<8}{event.method} {event.path}")
+
+
+@main.group(help="Register, list and revoke client certificates (mutual TLS).")
+def certs():
+    pass
+
+
+@certs.command("register", help="Identify OPERATOR by the certificate in FILE (PEM); stores its SHA-256 fingerprint.")
+@click.argument("operator_id")
+@click.argument("file", type=click.File("rb"))
+@click.option("--label", default="", help="A note to recognise the certificate by, e.g. 'qradar prod'.")
+@with_config
+def certs_register(settings: Settings, operator_id: str, file, label: str):
+    from . import mtls
+
+    _require_operator(settings, operator_id)
+    try:
+        record = mtls.register(open_store(settings.storage_url), operator_id, file.read(), now_micros(), label)
+    except mtls.CertificateError as exc:
+        raise click.ClickException(f"{file.name}: {exc}") from None
+    click.echo(f"registered for {operator_id}: {record.subject}, expires {_when(record.expires)}", err=True)
+    click.echo(record.fingerprint)
+
+
+@certs.command("list", help="List client certificates: fingerprint, operator, expiry, state, subject.")
+@click.option("--operator", "operator_id", help="Only this operator's certificates.")
+@with_config
+def certs_list(settings: Settings, operator_id: str | None):
+    now = now_micros()
+    click.echo(f"{'FINGERPRINT (SHA-256)':<66}{'OPERATOR':<16}{'EXPIRES':<29}STATE    SUBJECT  LABEL")
+    for record in open_store(settings.storage_url).list_client_certs(operator_id):
+        state = _state(record.revoked, record.expires, now)
+        click.echo(f"{record.fingerprint:<66}{record.operator_id:<16}{_when(record.expires):<29}{state:<9}"
+                   f"{record.subject}  {record.label}")
+
+
+@certs.command("revoke", help="Revoke a certificate by its fingerprint (or a unique prefix of 12 or more hex digits).")
+@click.argument("fingerprint")
+@with_config
+def certs_revoke(settings: Settings, fingerprint: str):
+    from .mtls import normalise_fingerprint
+
+    store = open_store(settings.storage_url)
+    wanted = normalise_fingerprint(fingerprint)
+    if len(wanted) < 12:
+        raise click.ClickException("give the fingerprint, or at least its first 12 hex digits")
+    matches = [r.fingerprint for r in store.list_client_certs() if r.fingerprint.startswith(wanted)]
+    if len(matches) != 1:
+        raise click.ClickException(f"{fingerprint!r} matches {len(matches)} registered certificates, not one")
+    store.revoke_client_cert(matches[0], now_micros())
+    click.echo(f"revoked {matches[0]}")
+
+
+@main.group(help="HTTPS helpers.")
+def tls():
+    pass
+
+
+@tls.command("dev-cert", help="Write a self-signed development certificate (cert.pem) and its key (key.pem, "
+                              "mode 0600) for serve --tls-cert/--tls-key. Not for production.")
+@click.option("--out-dir", default="data/tls", show_default=True, type=click.Path(file_okay=False))
+@click.option("--host", "hosts", multiple=True, help="A DNS name or IP address the certificate is for; repeat. "
+                                                     "Default: localhost, 127.0.0.1, ::1.")
+@click.option("--days", default=365, show_default=True, type=click.IntRange(min=1))
+@click.option("--force", is_flag=True, help="Overwrite an existing cert.pem and key.pem.")
+def tls_dev_cert(out_dir: str, hosts: tuple[str, ...], days: int, force: bool):
+    from .tls import DEFAULT_DEV_HOSTS, write_dev_certificate
+
+    try:
+        written = write_dev_certificate(out_dir, hosts or DEFAULT_DEV_HOSTS, days=days, overwrite=force)
+    except FileExistsError as exc:
+        raise click.ClickException(f"{exc}; --force overwrites it") from None
+    click.echo(f"certificate {written.cert_path}\nprivate key {written.key_path}\nSHA-256 {written.fingerprint}\n"
+               f"serve with: taxii-server serve --tls-cert {written.cert_path} --tls-key {written.key_path}\n"
+               f"clients trust it with: curl --cacert {written.cert_path}, requests verify={str(written.cert_path)!r}")
 
 
 @main.command("import", help="Load a STIX bundle (or TAXII envelope) file into a collection.")
@@ -207,10 +316,24 @@ def _expiry(text: str | None) -> int | None:
         return None
     if _DURATION.match(text):
         return now_micros() + _duration(text)
+    return _timestamp_option(text)
+
+
+def _timestamp_option(text: str) -> int:
     try:
         return parse_timestamp(text)
     except TimestampError:
         raise click.BadParameter(f"{text!r} is neither a timestamp nor a duration like 90d") from None
+
+
+def _require_operator(settings: Settings, operator_id: str) -> None:
+    if operator_id not in settings.operators:
+        raise click.ClickException(f"no operator {operator_id!r} in the configuration")
+
+
+def _state(revoked: int | None, expires: int | None, now: int) -> str:
+    """A key's or certificate's state, as lists show it."""
+    return "revoked" if revoked else "expired" if expires and expires <= now else "active"
 
 
 def _when(micros: int | None) -> str:

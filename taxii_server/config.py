@@ -8,6 +8,7 @@ message naming the file and the property at fault.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import secrets
 import uuid
@@ -46,6 +47,24 @@ class Collection:
 
 
 @dataclass(frozen=True)
+class MutualTLS:
+    """Client certificates forwarded by a reverse proxy that verified them: the
+    header is believed only on connections from `trusted_proxies`."""
+
+    proxy_header: str
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+    def trusts(self, address: str | None) -> bool:
+        try:
+            peer = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        # A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
+        peer = getattr(peer, "ipv4_mapped", None) or peer
+        return any(peer in network for network in self.trusted_proxies)
+
+
+@dataclass(frozen=True)
 class Settings:
     title: str
     storage_url: str
@@ -60,6 +79,9 @@ class Settings:
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
     default_limit: int = 100
     max_limit: int = 1000
+    mtls: MutualTLS | None = None
+    # Requests one API key may make per minute; None means no limit.
+    requests_per_minute: int | None = None
     source: Path | None = field(default=None, compare=False)
 
     def collection(self, id_or_alias: str) -> Collection | None:
@@ -106,6 +128,8 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         collections=collections,
         default_limit=default_limit,
         max_limit=max_limit,
+        mtls=_mutual_tls(raw.get("mtls"), path),
+        requests_per_minute=raw.get("rate_limit", {}).get("requests_per_minute"),
         source=path,
     )
 
@@ -165,6 +189,18 @@ def _operators(entries: list[dict], path: Path) -> dict[str, Operator]:
     if not any(op.role == "regulator" for op in operators.values()):
         raise ConfigError(f"{path}: no operator has role 'regulator'")
     return operators
+
+
+def _mutual_tls(section: dict | None, path: Path) -> MutualTLS | None:
+    if section is None:
+        return None
+    networks = []
+    for entry in section["trusted_proxies"]:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError(f"{path}: mtls/trusted_proxies: {entry!r} is not an IP address or network") from None
+    return MutualTLS(proxy_header=section["proxy_header"], trusted_proxies=tuple(networks))
 
 
 def _check_unique(collections: list[Collection], folder: Path) -> None:

@@ -76,9 +76,12 @@ def parse_filters(endpoint: str, args, *, collection_id: str, object_id: str | N
 def _limit(text: str | None, default: int, maximum: int) -> int:
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:  # isdigit alone admits '²', which int() refuses
+    digits = text.lstrip("0")
+    if not (text.isascii() and text.isdigit()) or not digits:  # isdigit alone admits '²', which int() refuses
         raise bad_request(f"limit must be a positive integer, not {text!r}.")
-    return min(int(text), maximum)
+    if len(digits) > len(str(maximum)):  # clamp before int(), which refuses numbers of over 4300 digits
+        return maximum
+    return min(int(digits), maximum)
 
 
 def _listed(values: dict, name: str, pattern: re.Pattern, what: str) -> tuple[str, ...]:
@@ -86,7 +89,7 @@ def _listed(values: dict, name: str, pattern: re.Pattern, what: str) -> tuple[st
         return ()
     items = values[name].split(",")
     for item in items:
-        if not pattern.match(item):
+        if not pattern.fullmatch(item):  # not .match: "$" also matches before a trailing newline
             raise bad_request(f"{name}: {item!r} is not {what}.")
     return tuple(dict.fromkeys(items))
 
@@ -140,7 +143,8 @@ class CursorSigner:
 
     def open(self, token: str, fingerprint: str) -> int:
         payload, _, mac = token.partition(".")
-        if not mac or not hmac.compare_digest(mac, self._mac(payload)):
+        # compare_digest raises TypeError on non-ASCII text: such a token is simply not ours.
+        if not mac or not token.isascii() or not hmac.compare_digest(mac, self._mac(payload)):
             raise bad_request("The 'next' token is not one this server issued.")
         try:
             content = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

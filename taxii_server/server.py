@@ -3,8 +3,40 @@
 from __future__ import annotations
 
 import logging
+import ssl
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
+
+from .mtls import ENVIRON_KEY as CLIENT_CERT_ENVIRON_KEY
+from .tls import TLSFiles
+
+# The access log line never includes the Authorization header.
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
+WORKER_CLASS = "taxii_server.server.ClientCertificateWorker"
+
+
+class ClientCertificateWorker(ThreadWorker):
+    """gunicorn's gthread worker, which also hands the application the client
+    certificate verified during the TLS handshake: PEM, in the WSGI environ
+    under SSL_CLIENT_CERT (see mtls.py). Plain HTTP requests, and TLS clients
+    that sent no certificate, never have that key."""
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.wsgi = export_client_certificate(self.wsgi)
+
+
+def export_client_certificate(app):
+    def with_client_certificate(environ, start_response):
+        environ.pop(CLIENT_CERT_ENVIRON_KEY, None)
+        connection = environ.get("gunicorn.socket")  # gunicorn's own environ entry: the client's socket
+        if isinstance(connection, ssl.SSLSocket):
+            der = connection.getpeercert(binary_form=True)
+            if der:
+                environ[CLIENT_CERT_ENVIRON_KEY] = ssl.DER_cert_to_PEM_cert(der)
+        return app(environ, start_response)
+    return with_client_certificate
 
 
 class _Gunicorn(BaseApplication):
@@ -26,10 +58,12 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
 
 
-def run_gunicorn(app, bind: str, workers: int = 1, threads: int = 4) -> None:
+def run_gunicorn(app, bind: str, workers: int = 1, threads: int = 4, tls: TLSFiles | None = None) -> None:
     configure_logging()
-    options = {"bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
-               "accesslog": "-", "timeout": 60,
-               # The access log line never includes the Authorization header.
-               "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'}
+    options = {"bind": bind, "workers": workers, "threads": threads, "worker_class": WORKER_CLASS,
+               "accesslog": "-", "timeout": 60, "access_log_format": ACCESS_LOG_FORMAT,
+               # gunicorn's control socket sits at one path per user: servers side by side would share it.
+               "control_socket_disable": True}
+    if tls is not None:
+        options.update(tls.gunicorn_options())
     _Gunicorn(app, options).run()

@@ -15,6 +15,9 @@ _RFC3339 = re.compile(
     r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))$"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# RFC 3339 years have four digits: after applying the offset the moment must still fall within them.
+_FIRST = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+_LAST = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 
 
 class TimestampError(ValueError):
@@ -27,7 +30,7 @@ def parse_timestamp(text: str) -> int:
     Any fractional precision is accepted; digits past the sixth are truncated,
     which keeps `added_after` ("strictly later than") exact.
     """
-    match = _RFC3339.match(text or "")
+    match = _RFC3339.fullmatch(text or "")  # not .match: "$" also matches before a trailing newline
     if not match:
         raise TimestampError(f"{text!r} is not an RFC 3339 timestamp such as 2026-01-31T12:00:00.000000Z")
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
@@ -39,16 +42,22 @@ def parse_timestamp(text: str) -> int:
     if fraction:
         micros += int((fraction + "00000")[:6])
     if not zulu:
+        if int(off_h) > 23 or int(off_m) > 59:
+            raise TimestampError(f"{text!r} has an offset out of range (at most 23:59)")
         offset = (int(off_h) * 60 + int(off_m)) * 60_000_000
         micros -= offset if sign == "+" else -offset
+    if not _FIRST <= micros <= _LAST:
+        raise TimestampError(f"{text!r} is outside the years 0001 to 9999 once converted to UTC")
     return micros
 
 
 def format_timestamp(micros: int) -> str:
     """Microseconds since the epoch -> `YYYY-MM-DDTHH:MM:SS.ffffffZ` (TAXII §2)."""
     seconds, fraction = divmod(micros, 1_000_000)
-    moment = time.gmtime(seconds)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", moment) + f".{fraction:06d}Z"
+    t = time.gmtime(seconds)
+    # Not strftime("%Y"): it drops the leading zeros of years before 1000.
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+            f".{fraction:06d}Z")
 
 
 def now_micros() -> int:

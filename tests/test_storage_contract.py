@@ -17,8 +17,9 @@ import pytest
 
 from conftest import indicator
 from taxii_server.storage import open_store
-from taxii_server.storage.base import (AddOutcome, ApiKeyRecord, NewVersion, ObjectQuery, Page, Store,
+from taxii_server.storage.base import (AddOutcome, ApiKeyRecord, AuditEvent, NewVersion, ObjectQuery, Page, Store,
                                        VersionFilter)
+from taxii_server.storage.base import ClientCertRecord
 from taxii_server.timestamps import format_timestamp, parse_timestamp
 from taxii_server.validation import check_object
 
@@ -539,6 +540,77 @@ def test_key_changes_leave_the_other_fields_alone(backend):
     backend.touch_key("k1", 5)
     backend.revoke_key("k1", 6)
     assert backend.get_key("k1") == replace(original, last_used=5, revoked=6)
+
+
+# -- audit trail -----------------------------------------------------------------------------------------------
+
+def audit_event(at: int, operator_id: str | None = "northtel", status: int = 200) -> AuditEvent:
+    return AuditEvent(at=at, method="GET", path="/api/collections/", status=status, client="127.0.0.1",
+                      operator_id=operator_id, key_id="0123456789ab", collection_id=None, objects=0)
+
+
+def test_audit_events_come_back_in_the_order_they_were_recorded(backend):
+    recorded = [audit_event(at) for at in (30, 10, 20)]
+    for event in recorded:
+        backend.record_audit(event)
+    assert backend.query_audit() == recorded
+
+
+def test_audit_events_filter_by_operator_time_and_failed_authentication(backend):
+    backend.record_audit(northtel := audit_event(10))
+    backend.record_audit(regulator := audit_event(20, operator_id="regulator"))
+    backend.record_audit(failure := audit_event(30, operator_id=None, status=401))
+    assert backend.query_audit(operator_id="northtel") == [northtel]
+    assert backend.query_audit(since=20) == [regulator, failure]
+    assert backend.query_audit(failures_only=True) == [failure]
+    assert backend.query_audit(limit=1) == [northtel]
+
+
+# -- client certificates (mutual TLS) ---------------------------------------------------------------------------
+
+def cert_record(fingerprint_digit: str, operator_id: str = "northtel", created: int = 1_000,
+                **fields) -> ClientCertRecord:
+    return ClientCertRecord(fingerprint=fingerprint_digit * 64, operator_id=operator_id,
+                            subject=f"CN={operator_id} SOC", created=created, **fields)
+
+
+def test_a_client_certificate_record_reads_back_as_added(backend):
+    full = cert_record("a", expires=9_000, label="qradar prod")
+    plain = cert_record("b", operator_id="regulator")
+    assert backend.add_client_cert(full) is True
+    assert backend.add_client_cert(plain) is True
+    assert backend.find_client_cert("a" * 64) == full
+    assert backend.find_client_cert("b" * 64) == plain
+    assert backend.find_client_cert("c" * 64) is None
+
+
+def test_registering_a_fingerprint_again_changes_nothing_and_says_so(backend):
+    original = cert_record("a")
+    backend.add_client_cert(original)
+    assert backend.add_client_cert(cert_record("a", operator_id="southwave", label="other")) is False
+    assert backend.find_client_cert("a" * 64) == original
+
+
+def test_client_certificates_are_listed_all_or_per_operator(backend):
+    records = [cert_record("1", created=1), cert_record("2", created=2), cert_record("3", "southwave", created=3)]
+    for record in records:
+        backend.add_client_cert(record)
+    assert sorted(r.fingerprint for r in backend.list_client_certs()) == ["1" * 64, "2" * 64, "3" * 64]
+    assert sorted(r.fingerprint for r in backend.list_client_certs("northtel")) == ["1" * 64, "2" * 64]
+    assert backend.list_client_certs("southwave") == [records[2]]
+    assert backend.list_client_certs("nobody") == []
+
+
+def test_revoking_a_client_certificate_records_when_keeps_the_first_revocation_and_nothing_else(backend):
+    original = cert_record("a", expires=9_000, label="siem")
+    backend.add_client_cert(original)
+    backend.add_client_cert(cert_record("b"))
+    assert backend.revoke_client_cert("a" * 64, 10) is True
+    assert backend.revoke_client_cert("a" * 64, 20) is True
+    assert backend.find_client_cert("a" * 64) == replace(original, revoked=10)
+    assert backend.find_client_cert("b" * 64).revoked is None
+    assert backend.revoke_client_cert("c" * 64, 10) is False
+    assert backend.find_client_cert("c" * 64) is None
 
 
 # -- concurrent writers and a poller ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 from flask import Response, g, request
 
+from .. import audit
 from ..app import app_services
 from ..auth import Principal
 from ..config import Collection
@@ -39,6 +40,7 @@ def visible_collection(id_or_alias: str) -> tuple[Collection, Access]:
     rights = access(caller().operator, collection)
     if not rights.visible:
         raise not_found()
+    audit.note_collection(collection.id)
     return collection, rights
 
 
@@ -73,6 +75,7 @@ def next_token(page: Page, fingerprint: str) -> str | None:
 def paged_listing(key: str, page: Page, items_json: list[bytes], fingerprint: str) -> bytes:
     """`{"more": .., "next": .., key: [...]}` built from pre-serialised items,
     so stored objects are sent as stored without being parsed again."""
+    audit.note_objects(len(items_json))
     parts = [b'{"more":', b"true" if page.more else b"false"]
     token = next_token(page, fingerprint)
     if token:

@@ -6,6 +6,7 @@ import orjson
 from flask import Blueprint, request
 from werkzeug.wsgi import get_input_stream
 
+from .. import audit
 from ..app import app_services
 from ..errors import TaxiiError, forbidden, not_found
 from ..media import content_type_is_taxii
@@ -49,6 +50,7 @@ def delete_object(collection_id: str, object_id: str):
                                                    wanted.query.spec_versions)
     if not deleted:
         raise not_found("No object with this id and these filters is in the collection.")
+    audit.note_objects(deleted)
     return taxii_response(b"")
 
 
@@ -76,6 +78,7 @@ def add_objects(collection_id: str):
             failures.append({**detail, "message": outcome.conflict})
         else:
             successes.append(detail if outcome.stored else {**detail, "message": "already stored (exact duplicate)"})
+    audit.note_objects(len(successes))
     status = _status_resource(received, successes, failures)
     body = _save_status(status)
     return taxii_response(body, status=202)

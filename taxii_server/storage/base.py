@@ -102,6 +102,36 @@ class ApiKeyRecord:
     label: str = ""
 
 
+@dataclass(frozen=True)
+class AuditEvent:
+    """One request as the audit trail keeps it. `operator_id` is None when
+    authentication failed; `key_id` is then the public id the caller presented, if any."""
+
+    at: int
+    method: str
+    path: str
+    status: int
+    client: str
+    operator_id: str | None = None
+    key_id: str | None = None
+    collection_id: str | None = None
+    objects: int = 0
+
+
+@dataclass(frozen=True)
+class ClientCertRecord:
+    """A client certificate registered for mutual TLS: whoever presents the
+    certificate with this fingerprint is `operator_id`."""
+
+    fingerprint: str          # SHA-256 of the DER certificate, 64 lowercase hex digits
+    operator_id: str
+    subject: str              # the certificate's subject, for people reading the list
+    created: int
+    expires: int | None = None  # the certificate's own notAfter
+    revoked: int | None = None
+    label: str = ""
+
+
 class Store(abc.ABC):
     """A backend. Implementations must keep `date_added` strictly increasing
     within a collection, assigned inside the write that stores the version."""
@@ -156,6 +186,37 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def touch_key(self, key_id: str, at: int) -> None:
         """Record that the key was used at `at`."""
+
+    # -- rate limits ---------------------------------------------------------
+    @abc.abstractmethod
+    def count_request(self, bucket: str, window: int) -> int:
+        """Count one request against `bucket` in time window `window` and
+        return the window's count so far, this one included. Counters live in
+        the store so that every worker and host shares them."""
+
+    # -- audit trail (append-only: there is deliberately no update or delete) ---
+    @abc.abstractmethod
+    def record_audit(self, event: AuditEvent) -> None: ...
+
+    @abc.abstractmethod
+    def query_audit(self, operator_id: str | None = None, since: int | None = None,
+                    failures_only: bool = False, limit: int = 1000) -> list[AuditEvent]:
+        """Events in time order, oldest first; `failures_only` keeps failed authentications."""
+
+    # -- client certificates (mutual TLS) ----------------------------------------
+    @abc.abstractmethod
+    def add_client_cert(self, record: ClientCertRecord) -> bool:
+        """Register a certificate; False, changing nothing, when its fingerprint is already registered."""
+
+    @abc.abstractmethod
+    def find_client_cert(self, fingerprint: str) -> ClientCertRecord | None: ...
+
+    @abc.abstractmethod
+    def list_client_certs(self, operator_id: str | None = None) -> list[ClientCertRecord]: ...
+
+    @abc.abstractmethod
+    def revoke_client_cert(self, fingerprint: str, at: int) -> bool:
+        """Mark a certificate revoked (the first revocation time is kept); False when it is not registered."""
 
     def close(self) -> None:
         """Release connections."""

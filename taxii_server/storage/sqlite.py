@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..timestamps import format_timestamp, now_micros
-from .base import (AddOutcome, ApiKeyRecord, NewVersion, ObjectQuery, Page, Store,
+from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page, Store,
                    StoredVersion, VersionFilter)
 
 SCHEMA = """
@@ -65,6 +65,44 @@ CREATE TABLE IF NOT EXISTS api_keys (
     label       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS api_keys_by_operator ON api_keys (operator_id);
+
+CREATE TABLE IF NOT EXISTS client_certs (
+    fingerprint TEXT PRIMARY KEY,
+    operator_id TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    expires     INTEGER,
+    revoked     INTEGER,
+    label       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS client_certs_by_operator ON client_certs (operator_id);
+
+CREATE TABLE IF NOT EXISTS rate_counters (
+    bucket TEXT    NOT NULL,
+    window INTEGER NOT NULL,
+    count  INTEGER NOT NULL,
+    PRIMARY KEY (bucket, window)
+);
+
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq           INTEGER PRIMARY KEY,
+    at            INTEGER NOT NULL,
+    operator_id   TEXT,
+    key_id        TEXT,
+    method        TEXT    NOT NULL,
+    path          TEXT    NOT NULL,
+    collection_id TEXT,
+    status        INTEGER NOT NULL,
+    objects       INTEGER NOT NULL,
+    client        TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit_log (at);
+CREATE INDEX IF NOT EXISTS audit_by_operator ON audit_log (operator_id, at);
+-- The trail is append-only: the database itself refuses to rewrite or erase it.
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
 _COLUMNS = "object_id, type, version, spec_version, date_added"
@@ -252,7 +290,69 @@ class SQLiteStore(Store):
         with self._write() as db:
             db.execute("UPDATE api_keys SET last_used = ? WHERE key_id = ?", (at, key_id))
 
+    # -- client certificates -----------------------------------------------------
+    def add_client_cert(self, record: ClientCertRecord) -> bool:
+        with self._write() as db:
+            return db.execute(
+                f"INSERT INTO client_certs ({_CLIENT_CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (fingerprint) DO NOTHING",
+                (record.fingerprint, record.operator_id, record.subject, record.created, record.expires,
+                 record.revoked, record.label)).rowcount == 1
 
+    def find_client_cert(self, fingerprint: str) -> ClientCertRecord | None:
+        row = self._connection().execute(
+            f"SELECT {_CLIENT_CERT_COLUMNS} FROM client_certs WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return ClientCertRecord(*row) if row else None
+
+    def list_client_certs(self, operator_id: str | None = None) -> list[ClientCertRecord]:
+        sql, params = f"SELECT {_CLIENT_CERT_COLUMNS} FROM client_certs", ()
+        if operator_id is not None:
+            sql, params = sql + " WHERE operator_id = ?", (operator_id,)
+        rows = self._connection().execute(sql + " ORDER BY operator_id, created", params).fetchall()
+        return [ClientCertRecord(*row) for row in rows]
+
+    def revoke_client_cert(self, fingerprint: str, at: int) -> bool:
+        with self._write() as db:
+            return db.execute("UPDATE client_certs SET revoked = COALESCE(revoked, ?) WHERE fingerprint = ?",
+                              (at, fingerprint)).rowcount == 1
+
+    # -- rate limits ---------------------------------------------------------------
+    def count_request(self, bucket: str, window: int) -> int:
+        with self._write() as db:
+            (count,) = db.execute(
+                "INSERT INTO rate_counters (bucket, window, count) VALUES (?, ?, 1) "
+                "ON CONFLICT (bucket, window) DO UPDATE SET count = count + 1 RETURNING count",
+                (bucket, window)).fetchone()
+            if count == 1:  # a new window: the bucket's older ones are of no further use
+                db.execute("DELETE FROM rate_counters WHERE bucket = ? AND window < ?", (bucket, window))
+        return count
+
+    # -- audit trail -------------------------------------------------------------
+    def record_audit(self, event: AuditEvent) -> None:
+        with self._write() as db:
+            db.execute(f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (event.at, event.method, event.path, event.status, event.client, event.operator_id,
+                        event.key_id, event.collection_id, event.objects))
+
+    def query_audit(self, operator_id: str | None = None, since: int | None = None,
+                    failures_only: bool = False, limit: int = 1000) -> list[AuditEvent]:
+        clauses, params = ["1"], []
+        if operator_id is not None:
+            clauses.append("operator_id = ?")
+            params.append(operator_id)
+        if since is not None:
+            clauses.append("at >= ?")
+            params.append(since)
+        if failures_only:
+            clauses.append("operator_id IS NULL")
+        rows = self._connection().execute(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?",
+            (*params, limit)).fetchall()
+        return [AuditEvent(*row) for row in rows]
+
+
+_AUDIT_COLUMNS = "at, method, path, status, client, operator_id, key_id, collection_id, objects"
+_CLIENT_CERT_COLUMNS = "fingerprint, operator_id, subject, created, expires, revoked, label"
 _KEY_COLUMNS = "key_id, operator_id, secret_hash, created, expires, revoked, last_used, label"
 
 

@@ -1,0 +1,74 @@
+"""Per-key rate limits: past the configured requests a minute, 429 with Retry-After."""
+
+import time
+
+import pytest
+
+from conftest import COMMUNITY, REPO, LiveServer, TaxiiSession, write_config
+from taxii_server.app import create_app
+from taxii_server.config import load_settings
+from taxii_server.keys import issue_key
+from taxii_server.limits import WINDOW
+from taxii_server.storage import open_store
+from taxii_server.timestamps import now_micros
+
+LIMIT = 5
+
+
+@pytest.fixture
+def limited(tmp_path):
+    """A server allowing each key LIMIT requests a minute, and a key factory."""
+    settings = load_settings(write_config(tmp_path, rate_limit={"requests_per_minute": LIMIT}), environ={})
+    store = open_store(settings.storage_url)
+    live = LiveServer(create_app(settings, store))
+    yield live, lambda operator: TaxiiSession(live.url, issue_key(store, settings.secret, operator).raw_key)
+    live.stop()
+    store.close()
+
+
+def requests_until_refused(session, most=LIMIT + 1):
+    return [session.get(f"/collections/{COMMUNITY}/objects/") for _ in range(most)]
+
+
+def start_of_a_fresh_window_if_the_minute_is_nearly_over():
+    """A burst that straddled two windows would be split between them: when
+    fewer than 5 s are left, wait (at most those 5 s) for the next window."""
+    left = WINDOW - now_micros() % WINDOW
+    if left < 5_000_000:
+        time.sleep(left / 1_000_000 + 0.05)
+
+
+def test_a_key_past_its_limit_gets_429_with_retry_after_and_a_taxii_error(limited):
+    start_of_a_fresh_window_if_the_minute_is_nearly_over()
+    _, key_for = limited
+    responses = requests_until_refused(key_for("northtel"))
+
+    assert [r.status_code for r in responses] == [200] * LIMIT + [429]
+    refused = responses[-1]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["Content-Type"] == "application/taxii+json;version=2.1"
+    assert refused.json()["http_status"] == "429"
+
+
+def test_the_limit_is_per_key_so_another_key_of_the_same_operator_still_works(limited):
+    start_of_a_fresh_window_if_the_minute_is_nearly_over()
+    _, key_for = limited
+    requests_until_refused(key_for("northtel"))
+    assert key_for("northtel").get("/collections/").status_code == 200
+
+
+def test_counters_are_shared_by_every_process_through_the_store(tmp_path):
+    settings = load_settings(write_config(tmp_path), environ={})
+    first, second = open_store(settings.storage_url), open_store(settings.storage_url)
+    assert [first.count_request("key:a", 7), second.count_request("key:a", 7), first.count_request("key:a", 8)] == \
+        [1, 2, 1]
+
+
+def test_without_a_configured_limit_nothing_is_refused(as_operator):
+    northtel = as_operator("northtel")
+    assert {northtel.get("/collections/").status_code for _ in range(3 * LIMIT)} == {200}
+
+
+def test_the_shipped_configuration_sets_a_limit():
+    environ = {"TAXII_SERVER_SECRET": "x" * 32, "TAXII_STORAGE_URL": "sqlite:///:memory:"}
+    assert load_settings(REPO / "config.yaml", environ=environ).requests_per_minute == 600
