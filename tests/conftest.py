@@ -4,6 +4,7 @@ keys for each operator, and the server listening on a real loopback socket."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import uuid
 from pathlib import Path
@@ -67,6 +68,13 @@ def store(settings):
 def keys(settings, store) -> dict[str, str]:
     """One fresh API key per operator, by operator id."""
     return {op["id"]: issue_key(store, settings.secret, op["id"]).raw_key for op in OPERATORS}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago, for a server in a subprocess."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class LiveServer:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import requests
 import yaml
 from click.testing import CliRunner
 
-from conftest import COMMUNITY, REPO, TAXII, envelope, indicator, write_config
+from conftest import COMMUNITY, REPO, TAXII, envelope, indicator, write_config, free_port
 from taxii_server.cli import main
 from taxii_server.keys import KEY_PATTERN
 from taxii_server.storage import open_store
@@ -65,6 +64,7 @@ def stored_ids(storage_url: str, collection_id: str) -> list[str]:
 def rights_listing(output: str) -> dict[str, dict[str, str]]:
     """`operators` output -> {operator id: {collection alias: "read" | "write" | "read+write"}}."""
     listing: dict[str, dict[str, str]] = {}
+    current = None  # the operator whose collections the indented lines list
     for line in output.splitlines():
         if line.startswith("    "):
             mode, alias, _ = line.split(maxsplit=2)
@@ -73,12 +73,6 @@ def rights_listing(output: str) -> dict[str, dict[str, str]]:
             current = line.split()[0]
             listing[current] = {"role": line.split("role=")[1].split()[0]}
     return listing
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --- --help, check --------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import COMMUNITY, TAXII, indicator, write_config
+from conftest import COMMUNITY, TAXII, indicator, write_config, free_port
 from taxii_server.config import load_settings
 from taxii_server.keys import issue_key
 from taxii_server.storage import open_store, sqlite_path
@@ -48,12 +47,6 @@ SECOND_VERSION = "2026-02-01T00:00:00.000Z"
 
 
 # --- the server as a process group ----------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 class TaxiiServerProcess:
     """`taxii-server serve` in a session of its own: gunicorn forks its workers into the

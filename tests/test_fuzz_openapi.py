@@ -14,7 +14,6 @@ statuses some of the time, so the GET paths reach data and not only 404s.
 
 from __future__ import annotations
 
-import uuid
 
 import pytest
 import requests

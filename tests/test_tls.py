@@ -29,7 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from taxii2client.v21 import Server
 
-from conftest import REPO, TAXII, write_config
+from conftest import REPO, TAXII, write_config, free_port
 from taxii_server.cli import main
 from taxii_server.config import load_settings
 from taxii_server.keys import issue_key
@@ -84,12 +84,6 @@ class HttpsServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_https_server(kind: str, deployment: Deployment, client_ca: Path | None = None) -> HttpsServer:
