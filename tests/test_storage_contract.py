@@ -672,3 +672,37 @@ def test_a_poller_using_added_after_sees_every_version_exactly_once_while_proces
     assert keys_of(seen) == keys_of(stored)
     assert len(set(keys_of(seen))) == expected
     assert all(earlier.date_added < later.date_added for earlier, later in zip(seen, seen[1:]))
+
+
+# -- statuses written with their objects ---------------------------------------------------------------------
+
+def test_a_status_made_from_the_outcomes_is_saved_in_the_same_write_as_the_objects(backend, collection):
+    from taxii_server.storage.base import StatusRecord
+
+    seen = []
+
+    def status_for(outcomes):
+        seen.extend(outcomes)
+        return StatusRecord("5e1f0b52-6a8e-4d39-9c1a-3f1f4e2b7a10", "northtel", 1, repr(outcomes).encode())
+
+    outcomes = backend.add_versions(collection, [version(1), version(2)], status_for=status_for)
+    assert seen == outcomes and [o.stored for o in outcomes] == [True, True]
+    assert backend.load_status("5e1f0b52-6a8e-4d39-9c1a-3f1f4e2b7a10") == ("northtel", repr(outcomes).encode())
+
+
+def test_a_status_is_saved_even_when_no_object_was_valid(backend, collection):
+    from taxii_server.storage.base import StatusRecord
+
+    record = StatusRecord("8d0c3a6e-1f2b-4c5d-9e8f-7a6b5c4d3e2f", "northtel", 1, b"{}")
+    assert backend.add_versions(collection, [], status_for=lambda outcomes: record) == []
+    assert backend.load_status(record.id) == ("northtel", b"{}")
+    assert backend.count_versions(collection) == 0
+
+
+def test_when_making_the_status_fails_no_object_is_stored(backend, collection):
+    def broken(outcomes):
+        raise RuntimeError("status could not be made")
+
+    with pytest.raises(RuntimeError):
+        backend.add_versions(collection, [version(1)], status_for=broken)
+    assert backend.count_versions(collection) == 0

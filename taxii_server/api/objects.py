@@ -10,7 +10,7 @@ from .. import audit
 from ..app import app_services
 from ..errors import TaxiiError, forbidden, not_found
 from ..media import content_type_is_taxii
-from ..storage.base import VersionFilter
+from ..storage.base import AddOutcome, NewVersion, StatusRecord, VersionFilter
 from ..timestamps import format_timestamp, now_micros
 from ..validation import Rejected, check_object, objects_from_body
 from .common import (caller, date_added_headers, page_request, paged_listing, readable_collection, taxii_response,
@@ -63,25 +63,12 @@ def add_objects(collection_id: str):
         raise TaxiiError(415, "Unsupported media type",
                          "Send the envelope as Content-Type: application/taxii+json;version=2.1.")
     received = now_micros()
-    items = objects_from_body(_read_body())
-    checked = [check_object(item) for item in items]
+    checked = [check_object(item) for item in objects_from_body(_read_body())]
+    report = StatusReport(received, caller().operator.id, checked)
     accepted = [item for item in checked if not isinstance(item, Rejected)]
-    outcomes = iter(app_services().store.add_versions(collection.id, accepted))
-    successes, failures = [], []
-    for item in checked:
-        if isinstance(item, Rejected):
-            failures.append({"id": item.object_id, "version": item.version, "message": item.message})
-            continue
-        outcome = next(outcomes)
-        detail = {"id": outcome.object_id, "version": outcome.version}
-        if outcome.conflict:
-            failures.append({**detail, "message": outcome.conflict})
-        else:
-            successes.append(detail if outcome.stored else {**detail, "message": "already stored (exact duplicate)"})
-    audit.note_objects(len(successes))
-    status = _status_resource(received, successes, failures)
-    body = _save_status(status)
-    return taxii_response(body, status=202)
+    app_services().store.add_versions(collection.id, accepted, status_for=report)
+    audit.note_objects(report.success_count)
+    return taxii_response(report.record.body, status=202)
 
 
 def _read_body() -> bytes:
@@ -100,24 +87,47 @@ def _read_body() -> bytes:
     return body
 
 
-def _status_resource(received: int, successes: list, failures: list) -> dict:
-    status = {
-        "id": str(uuid.uuid4()),
-        "status": "complete",
-        "request_timestamp": format_timestamp(received),
-        "total_count": len(successes) + len(failures),
-        "success_count": len(successes),
-        "failure_count": len(failures),
-        "pending_count": 0,
-    }
-    if successes:
-        status["successes"] = successes
-    if failures:
-        status["failures"] = failures
-    return status
+class StatusReport:
+    """Makes the status resource (§4.3) of one POST from the store's outcomes.
 
+    The store calls it inside the write that stores the objects, so the
+    status is saved exactly when the objects are."""
 
-def _save_status(status: dict) -> bytes:
-    body = orjson.dumps(status)
-    app_services().store.save_status(status["id"], caller().operator.id, now_micros(), body)
-    return body
+    def __init__(self, received: int, owner: str, checked: list[NewVersion | Rejected]):
+        self.received, self.owner, self.checked = received, owner, checked
+        self.success_count = 0
+        self.record: StatusRecord | None = None
+
+    def __call__(self, outcomes: list[AddOutcome]) -> StatusRecord:
+        successes, failures = self._details(iter(outcomes))
+        self.success_count = len(successes)
+        resource = {
+            "id": str(uuid.uuid4()),
+            "status": "complete",
+            "request_timestamp": format_timestamp(self.received),
+            "total_count": len(successes) + len(failures),
+            "success_count": len(successes),
+            "failure_count": len(failures),
+            "pending_count": 0,
+        }
+        if successes:  # TAXII lists are never empty (§2)
+            resource["successes"] = successes
+        if failures:
+            resource["failures"] = failures
+        self.record = StatusRecord(resource["id"], self.owner, now_micros(), orjson.dumps(resource))
+        return self.record
+
+    def _details(self, outcomes) -> tuple[list[dict], list[dict]]:
+        """status-details in request order: rejected by validation, refused by the store, or stored."""
+        successes, failures = [], []
+        for item in self.checked:
+            if isinstance(item, Rejected):
+                failures.append({"id": item.object_id, "version": item.version, "message": item.message})
+                continue
+            outcome = next(outcomes)
+            detail = {"id": outcome.object_id, "version": outcome.version}
+            if outcome.conflict:
+                failures.append({**detail, "message": outcome.conflict})
+            else:
+                successes.append(detail if outcome.stored else {**detail, "message": "already stored (exact duplicate)"})
+        return successes, failures

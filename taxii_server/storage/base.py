@@ -8,6 +8,7 @@ formats: timestamps are integer microseconds, bodies are JSON bytes.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -90,6 +91,19 @@ class AddOutcome:
     conflict: str | None = None  # set when the object was refused
 
 
+@dataclass(frozen=True)
+class StatusRecord:
+    """A TAXII status resource as stored: visible to `owner` only."""
+
+    id: str
+    owner: str
+    created: int
+    body: bytes
+
+
+StatusMaker = Callable[[list[AddOutcome]], StatusRecord]
+
+
 @dataclass
 class ApiKeyRecord:
     key_id: str
@@ -138,8 +152,12 @@ class Store(abc.ABC):
 
     # -- objects -------------------------------------------------------------
     @abc.abstractmethod
-    def add_versions(self, collection_id: str, versions: list[NewVersion]) -> list[AddOutcome]:
-        """Store each version atomically; report one outcome per input, in order."""
+    def add_versions(self, collection_id: str, versions: list[NewVersion],
+                     status_for: StatusMaker | None = None) -> list[AddOutcome]:
+        """Store the versions in one atomic write; report one outcome per input, in order.
+
+        With `status_for`, the status resource it makes from the outcomes is
+        saved in that same write: a status exists exactly when its objects do."""
 
     @abc.abstractmethod
     def query(self, query: ObjectQuery) -> Page:

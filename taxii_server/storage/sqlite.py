@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..timestamps import format_timestamp, now_micros
-from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page, Store,
+from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page, StatusMaker,
+                   StatusRecord, Store,
                    StoredVersion, VersionFilter)
 
 SCHEMA = """
@@ -147,8 +148,9 @@ class SQLiteStore(Store):
             self._local.db = None
 
     # -- objects -----------------------------------------------------------------
-    def add_versions(self, collection_id: str, versions: list[NewVersion]) -> list[AddOutcome]:
-        if not versions:
+    def add_versions(self, collection_id: str, versions: list[NewVersion],
+                     status_for: StatusMaker | None = None) -> list[AddOutcome]:
+        if not versions and status_for is None:
             return []
         with self._write() as db:
             clock = self._read_clock(db, collection_id)
@@ -161,6 +163,8 @@ class SQLiteStore(Store):
                 "ON CONFLICT (collection_id) DO UPDATE SET last_date_added = excluded.last_date_added",
                 (collection_id, clock),
             )
+            if status_for is not None:
+                self._insert_status(db, status_for(outcomes))
         return outcomes
 
     @staticmethod
@@ -170,31 +174,29 @@ class SQLiteStore(Store):
         return row[0] if row else 0
 
     def _add_one(self, db, collection_id: str, new: NewVersion, clock: int) -> tuple[AddOutcome, int]:
-        duplicate = db.execute(
-            "SELECT version FROM objects WHERE collection_id = ? AND object_id = ? AND content_hash = ?",
-            (collection_id, new.object_id, new.content_hash),
-        ).fetchone()
-        if duplicate:
-            return AddOutcome(new.object_id, duplicate[0], stored=False), clock
+        # One look at the versions already stored (none, for most new objects) answers
+        # every question below: duplicate, conflict, and where the new one ranks.
+        stored = db.execute(
+            "SELECT version_key, content_hash, version FROM objects WHERE collection_id = ? AND object_id = ?",
+            (collection_id, new.object_id),
+        ).fetchall()
+        for _, content_hash, version in stored:
+            if content_hash == new.content_hash:
+                return AddOutcome(new.object_id, version, stored=False), clock
         date_added = max(now_micros(), clock + 1)
         version_key = new.version_key if new.version_key is not None else date_added
         version = new.version if new.version is not None else format_timestamp(date_added)
-        bounds = db.execute(
-            "SELECT MIN(version_key), MAX(version_key), SUM(version_key = ?) FROM objects "
-            "WHERE collection_id = ? AND object_id = ?",
-            (version_key, collection_id, new.object_id),
-        ).fetchone()
-        lowest, highest, same_version = bounds
-        if same_version:
+        stored_keys = [row[0] for row in stored]
+        if version_key in stored_keys:
             return AddOutcome(new.object_id, version, stored=False,
                               conflict="a different object with this id and version is already stored; "
                                        "publish a new version with a later 'modified'"), clock
-        is_first = lowest is None or version_key < lowest
-        is_last = highest is None or version_key > highest
-        if is_first and lowest is not None:
+        is_first = not stored_keys or version_key < min(stored_keys)
+        is_last = not stored_keys or version_key > max(stored_keys)
+        if is_first and stored_keys:
             db.execute("UPDATE objects SET is_first = 0 WHERE collection_id = ? AND object_id = ? AND is_first = 1",
                        (collection_id, new.object_id))
-        if is_last and highest is not None:
+        if is_last and stored_keys:
             db.execute("UPDATE objects SET is_last = 0 WHERE collection_id = ? AND object_id = ? AND is_last = 1",
                        (collection_id, new.object_id))
         db.execute(
@@ -248,8 +250,12 @@ class SQLiteStore(Store):
     # -- statuses ----------------------------------------------------------------
     def save_status(self, status_id: str, owner: str, created: int, body: bytes) -> None:
         with self._write() as db:
-            db.execute("INSERT INTO statuses (id, owner, created, body) VALUES (?, ?, ?, ?)",
-                       (status_id, owner, created, body))
+            self._insert_status(db, StatusRecord(status_id, owner, created, body))
+
+    @staticmethod
+    def _insert_status(db, status: StatusRecord) -> None:
+        db.execute("INSERT INTO statuses (id, owner, created, body) VALUES (?, ?, ?, ?)",
+                   (status.id, status.owner, status.created, status.body))
 
     def load_status(self, status_id: str) -> tuple[str, bytes] | None:
         row = self._connection().execute("SELECT owner, body FROM statuses WHERE id = ?", (status_id,)).fetchone()
