@@ -65,7 +65,9 @@ def check_object(item: dict, fast: bool = True) -> NewVersion | Rejected:
     if problem:
         return Rejected(item["id"], _claimed_version(item), problem)
     try:
-        canonical, body = orjson.dumps(item, option=orjson.OPT_SORT_KEYS), orjson.dumps(item)
+        # Stored with sorted keys: one serialisation serves as both the body and the
+        # canonical form whose hash recognises an exact duplicate whatever its key order.
+        canonical = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as exc:  # orjson reads 1024 levels of nesting but writes only 254
         return Rejected(item["id"], _claimed_version(item), f"The object is nested too deeply to store: {exc}.")
     version = item.get("modified") or item.get("created")
@@ -76,7 +78,7 @@ def check_object(item: dict, fast: bool = True) -> NewVersion | Rejected:
         version_key=parse_timestamp(version) if version else None,
         spec_version=item.get("spec_version", SPEC_VERSION),
         content_hash=hashlib.sha256(canonical).digest(),
-        body=body,
+        body=canonical,
     )
 
 

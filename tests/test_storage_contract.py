@@ -8,6 +8,7 @@ pytest's tmp_path giving a storage URL that `open_store` understands.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import time
 import uuid
@@ -121,8 +122,9 @@ def test_an_exact_duplicate_is_a_success_that_stores_nothing(backend, collection
 def test_duplicates_are_recognised_by_content_hash_whatever_the_key_order_of_the_body(backend, collection):
     original = indicator(1)
     reordered = dict(reversed(list(original.items())))
-    first, resent = checked(original), checked(reordered)
-    assert first.body != resent.body and first.content_hash == resent.content_hash
+    first = checked(original)
+    resent = replace(first, body=json.dumps(reordered).encode())  # the same content, keys in another order
+    assert first.body != resent.body and checked(reordered).content_hash == first.content_hash
     backend.add_versions(collection, [first])
     [outcome] = backend.add_versions(collection, [resent])
     assert (outcome.stored, outcome.conflict) == (False, None)
