@@ -8,8 +8,9 @@ from flask import Blueprint
 
 from ..app import app_services
 from ..config import Collection
+from ..media import STIX_MEDIA_TYPE
 from ..policy import Access, access
-from .common import STIX_MEDIA_TYPE, caller, taxii_response, visible_collection
+from .common import caller, taxii_response, visible_collection
 
 blueprint = Blueprint("collections", __name__)
 

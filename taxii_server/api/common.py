@@ -11,14 +11,11 @@ from ..app import app_services
 from ..auth import Principal
 from ..config import Collection
 from ..errors import forbidden, not_found
-from ..media import TAXII_MEDIA_TYPE
+from ..media import STIX_MEDIA_TYPE, TAXII_MEDIA_TYPE
 from ..policy import Access, access
 from ..query import PageRequest, parse_filters
 from ..storage.base import Page, StoredVersion, VersionFilter
 from ..timestamps import format_timestamp
-
-STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
-
 
 def caller() -> Principal:
     return g.principal
