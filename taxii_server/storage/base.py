@@ -84,6 +84,25 @@ class NewVersion:
 
 
 @dataclass(frozen=True)
+class VersionRecord:
+    """A stored version with everything a backend keeps of it: what `migrate`
+    copies from one store to another, `date_added` included."""
+
+    object_id: str
+    type: str
+    version: str
+    version_key: int
+    spec_version: str
+    date_added: int
+    content_hash: bytes
+    body: bytes
+
+
+class StoreConflict(Exception):
+    """Copied data clashes with what the destination already holds."""
+
+
+@dataclass(frozen=True)
 class AddOutcome:
     object_id: str
     version: str
@@ -235,6 +254,38 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def revoke_client_cert(self, fingerprint: str, at: int) -> bool:
         """Mark a certificate revoked (the first revocation time is kept); False when it is not registered."""
+
+    # -- copying a whole store (`taxii-server migrate`) ----------------------------
+    @abc.abstractmethod
+    def collection_ids(self) -> list[str]:
+        """Every collection that has ever held a version, in id order."""
+
+    @abc.abstractmethod
+    def export_versions(self, collection_id: str, after_position: int | None, limit: int) -> list[VersionRecord]:
+        """Up to `limit` versions after `date_added` = `after_position`, in `date_added` order."""
+
+    @abc.abstractmethod
+    def import_versions(self, collection_id: str, records: list[VersionRecord]) -> int:
+        """Store copied versions under their own `date_added`, in one atomic write;
+        return how many were new. A version already held with the same content is
+        skipped; one held with other content, or a `date_added` taken by another
+        version, raises StoreConflict and stores nothing."""
+
+    @abc.abstractmethod
+    def export_statuses(self, after_id: str | None, limit: int) -> list[StatusRecord]:
+        """Up to `limit` statuses with an id after `after_id`, in id order."""
+
+    @abc.abstractmethod
+    def import_statuses(self, records: list[StatusRecord]) -> int:
+        """Save the statuses not yet held (a status never changes); return how many were new."""
+
+    @abc.abstractmethod
+    def put_key(self, record: ApiKeyRecord) -> None:
+        """Add the key, or replace the record held under its id (revocation and expiry included)."""
+
+    @abc.abstractmethod
+    def put_client_cert(self, record: ClientCertRecord) -> None:
+        """Add the certificate, or replace the record held under its fingerprint."""
 
     def close(self) -> None:
         """Release connections."""

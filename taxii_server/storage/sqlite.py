@@ -15,10 +15,10 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..timestamps import format_timestamp, now_micros
+from ..timestamps import now_micros
 from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page, StatusMaker,
-                   StatusRecord, Store,
-                   StoredVersion, VersionFilter)
+                   StatusRecord, Store, StoreConflict, StoredVersion, VersionFilter, VersionRecord)
+from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -107,6 +107,8 @@ CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 """
 
 _COLUMNS = "object_id, type, version, spec_version, date_added"
+# Well under SQLite's limit on parameters in one statement.
+_IDS_PER_SELECT = 500
 
 
 class SQLiteStore(Store):
@@ -153,19 +155,13 @@ class SQLiteStore(Store):
         if not versions and status_for is None:
             return []
         with self._write() as db:
-            clock = self._read_clock(db, collection_id)
-            outcomes = []
-            for new in versions:
-                outcome, clock = self._add_one(db, collection_id, new, clock)
-                outcomes.append(outcome)
-            db.execute(
-                "INSERT INTO collection_clock (collection_id, last_date_added) VALUES (?, ?) "
-                "ON CONFLICT (collection_id) DO UPDATE SET last_date_added = excluded.last_date_added",
-                (collection_id, clock),
-            )
-            if status_for is not None:
-                self._insert_status(db, status_for(outcomes))
-        return outcomes
+            held = self._held_versions(db, collection_id, {new.object_id for new in versions})
+            plan = plan_additions(versions, held, self._read_clock(db, collection_id), now_micros)
+            status = status_for(plan.outcomes) if status_for is not None else None
+            self._write_plan(db, collection_id, plan)
+            if status is not None:
+                self._insert_status(db, status)
+        return plan.outcomes
 
     @staticmethod
     def _read_clock(db, collection_id: str) -> int:
@@ -173,39 +169,34 @@ class SQLiteStore(Store):
                          (collection_id,)).fetchone()
         return row[0] if row else 0
 
-    def _add_one(self, db, collection_id: str, new: NewVersion, clock: int) -> tuple[AddOutcome, int]:
-        # One look at the versions already stored (none, for most new objects) answers
-        # every question below: duplicate, conflict, and where the new one ranks.
-        stored = db.execute(
-            "SELECT version_key, content_hash, version FROM objects WHERE collection_id = ? AND object_id = ?",
-            (collection_id, new.object_id),
-        ).fetchall()
-        for _, content_hash, version in stored:
-            if content_hash == new.content_hash:
-                return AddOutcome(new.object_id, version, stored=False), clock
-        date_added = max(now_micros(), clock + 1)
-        version_key = new.version_key if new.version_key is not None else date_added
-        version = new.version if new.version is not None else format_timestamp(date_added)
-        stored_keys = [row[0] for row in stored]
-        if version_key in stored_keys:
-            return AddOutcome(new.object_id, version, stored=False,
-                              conflict="a different object with this id and version is already stored; "
-                                       "publish a new version with a later 'modified'"), clock
-        is_first = not stored_keys or version_key < min(stored_keys)
-        is_last = not stored_keys or version_key > max(stored_keys)
-        if is_first and stored_keys:
-            db.execute("UPDATE objects SET is_first = 0 WHERE collection_id = ? AND object_id = ? AND is_first = 1",
-                       (collection_id, new.object_id))
-        if is_last and stored_keys:
-            db.execute("UPDATE objects SET is_last = 0 WHERE collection_id = ? AND object_id = ? AND is_last = 1",
-                       (collection_id, new.object_id))
-        db.execute(
+    @staticmethod
+    def _held_versions(db, collection_id: str, object_ids: set[str]) -> dict[str, list[HeldVersion]]:
+        held: dict[str, list[HeldVersion]] = {}
+        ids = sorted(object_ids)
+        for start in range(0, len(ids), _IDS_PER_SELECT):
+            chunk = ids[start:start + _IDS_PER_SELECT]
+            rows = db.execute(
+                f"SELECT object_id, version_key, content_hash, version FROM objects INDEXED BY objects_by_id"
+                f" WHERE collection_id = ? AND object_id IN ({_marks(chunk)})", (collection_id, *chunk))
+            for object_id, version_key, content_hash, version in rows:
+                held.setdefault(object_id, []).append(HeldVersion(version_key, content_hash, version))
+        return held
+
+    @staticmethod
+    def _write_plan(db, collection_id: str, plan: WritePlan) -> None:
+        for flag, object_ids in (("is_first", plan.demote_first), ("is_last", plan.demote_last)):
+            db.executemany(f"UPDATE objects SET {flag} = 0 WHERE collection_id = ? AND object_id = ? AND {flag} = 1",
+                           [(collection_id, object_id) for object_id in object_ids])
+        db.executemany(
             "INSERT INTO objects (collection_id, object_id, type, version, version_key, spec_version, date_added,"
             " is_first, is_last, content_hash, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (collection_id, new.object_id, new.type, version, version_key, new.spec_version, date_added,
-             int(is_first), int(is_last), new.content_hash, new.body),
-        )
-        return AddOutcome(new.object_id, version, stored=True), date_added
+            [(collection_id, r.object_id, r.type, r.version, r.version_key, r.spec_version, r.date_added,
+              int(row.is_first), int(row.is_last), r.content_hash, r.body) for row in plan.rows for r in [row.record]])
+        if plan.rows:
+            db.execute(
+                "INSERT INTO collection_clock (collection_id, last_date_added) VALUES (?, ?) "
+                "ON CONFLICT (collection_id) DO UPDATE SET last_date_added = MAX(last_date_added, excluded.last_date_added)",
+                (collection_id, plan.clock))
 
     def query(self, query: ObjectQuery) -> Page:
         columns = _COLUMNS + (", body" if query.with_body else "")
@@ -352,13 +343,59 @@ class SQLiteStore(Store):
         if failures_only:
             clauses.append("operator_id IS NULL")
         rows = self._connection().execute(
-            f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?",
+            f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE {' AND '.join(clauses)} ORDER BY at, seq LIMIT ?",
             (*params, limit)).fetchall()
         return [AuditEvent(*row) for row in rows]
 
 
+    # -- copying a whole store ---------------------------------------------------
+    def collection_ids(self) -> list[str]:
+        rows = self._connection().execute("SELECT collection_id FROM collection_clock ORDER BY collection_id")
+        return [row[0] for row in rows]
+
+    def export_versions(self, collection_id: str, after_position: int | None, limit: int) -> list[VersionRecord]:
+        rows = self._connection().execute(
+            f"SELECT {_RECORD_COLUMNS} FROM objects WHERE collection_id = ? AND date_added > ?"
+            " ORDER BY date_added LIMIT ?", (collection_id, after_position or 0, limit))
+        return [VersionRecord(*row) for row in rows]
+
+    def import_versions(self, collection_id: str, records: list[VersionRecord]) -> int:
+        with self._write() as db:
+            held = self._held_versions(db, collection_id, {record.object_id for record in records})
+            plan = plan_import(records, held, self._read_clock(db, collection_id))
+            try:
+                self._write_plan(db, collection_id, plan)
+            except sqlite3.IntegrityError as exc:  # a date_added already taken by another version
+                raise StoreConflict(f"collection {collection_id}: {exc}") from None
+        return len(plan.rows)
+
+    def export_statuses(self, after_id: str | None, limit: int) -> list[StatusRecord]:
+        rows = self._connection().execute(
+            "SELECT id, owner, created, body FROM statuses WHERE id > ? ORDER BY id LIMIT ?", (after_id or "", limit))
+        return [StatusRecord(id_, owner, created, bytes(body)) for id_, owner, created, body in rows]
+
+    def import_statuses(self, records: list[StatusRecord]) -> int:
+        with self._write() as db:
+            return sum(db.execute("INSERT INTO statuses (id, owner, created, body) VALUES (?, ?, ?, ?)"
+                                  " ON CONFLICT (id) DO NOTHING",
+                                  (r.id, r.owner, r.created, r.body)).rowcount for r in records)
+
+    def put_key(self, record: ApiKeyRecord) -> None:
+        with self._write() as db:
+            db.execute(f"INSERT OR REPLACE INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (record.key_id, record.operator_id, record.secret_hash, record.created, record.expires,
+                        record.revoked, record.last_used, record.label))
+
+    def put_client_cert(self, record: ClientCertRecord) -> None:
+        with self._write() as db:
+            db.execute(f"INSERT OR REPLACE INTO client_certs ({_CLIENT_CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (record.fingerprint, record.operator_id, record.subject, record.created, record.expires,
+                        record.revoked, record.label))
+
+
 _AUDIT_COLUMNS = "at, method, path, status, client, operator_id, key_id, collection_id, objects"
 _CLIENT_CERT_COLUMNS = "fingerprint, operator_id, subject, created, expires, revoked, label"
+_RECORD_COLUMNS = "object_id, type, version, version_key, spec_version, date_added, content_hash, body"
 _KEY_COLUMNS = "key_id, operator_id, secret_hash, created, expires, revoked, last_used, label"
 
 

@@ -1,0 +1,449 @@
+"""The MongoDB backend, for several server processes on several hosts sharing
+one replica set (or sharded cluster).
+
+Ordering. Each collection has a clock document. Every write to a collection
+runs in one transaction whose first step modifies that document. Two open
+transactions cannot both modify one document: the later one meets a write
+conflict and is aborted, and the driver retries it, by which time it sees the
+first one's commit. Writes to one collection therefore commit one after
+another, each starting from the clock its predecessor left, so a version
+committed later always has a later `date_added`, whatever the hosts' clocks
+say. Any snapshot that shows a version shows every version with an earlier
+`date_added` too, and a poller using `added_after` cannot miss one.
+
+Consistency. Objects, statuses, keys and the audit trail are written with
+write concern `majority` and read with read concern `majority`: a success
+reported to a client survives a failover, and a poller never sees a version
+that a failover could still roll back (were it rolled back, the next version
+could be given the same `date_added` and the poller would skip it).
+Rate-limit counters and key last-use times take `w: 1`: losing one in a
+failover costs nothing, and they are written on every request.
+
+Indexes (created at start-up, idempotently) and the queries they serve:
+
+    objects.by_date        (collection_id, date_added), unique
+        objects/manifest pages with match[version]=all, exact versions, or first+last
+    objects.last_by_date   (collection_id, is_last, date_added)
+        objects/manifest pages with the default match[version]=last
+    objects.first_by_date  (collection_id, is_first, date_added)
+        pages with match[version]=first
+    objects.by_id          (collection_id, object_id, version_key), unique
+        the object and versions endpoints, match[id], and the duplicate check on write
+    api_keys.by_operator, client_certs.by_operator    listing per operator
+    rate_counters.by_window (bucket, window), unique  one counter per key and minute
+    audit_log.by_time, audit_log.by_operator          `taxii-server audit`
+
+Every page is one `find` on one of these, bounded by `date_added > cursor`,
+sorted by `date_added` and limited: no `$skip`, no aggregation, and no paging
+state anywhere but in the client's `next` token.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from pymongo import ASCENDING, MongoClient, ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+from ..timestamps import now_micros
+from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page,
+                   StatusMaker, StatusRecord, Store, StoreConflict, StoredVersion, VersionFilter, VersionRecord)
+from .planning import HeldVersion, WritePlan, plan_additions, plan_import
+
+T = TypeVar("T")
+DEFAULT_DATABASE = "taxii"
+DURABLE = WriteConcern("majority")
+COMMITTED = ReadConcern("majority")
+CHEAP = WriteConcern(w=1)
+
+INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
+    "objects": [
+        ("by_date", [("collection_id", ASCENDING), ("date_added", ASCENDING)], {"unique": True}),
+        ("last_by_date", [("collection_id", ASCENDING), ("is_last", ASCENDING), ("date_added", ASCENDING)], {}),
+        ("first_by_date", [("collection_id", ASCENDING), ("is_first", ASCENDING), ("date_added", ASCENDING)], {}),
+        ("by_id", [("collection_id", ASCENDING), ("object_id", ASCENDING), ("version_key", ASCENDING)],
+         {"unique": True}),
+    ],
+    "api_keys": [("by_operator", [("operator_id", ASCENDING), ("created", ASCENDING)], {})],
+    "client_certs": [("by_operator", [("operator_id", ASCENDING), ("created", ASCENDING)], {})],
+    "rate_counters": [("by_window", [("bucket", ASCENDING), ("window", ASCENDING)], {"unique": True})],
+    "audit_log": [
+        ("by_time", [("at", ASCENDING), ("_id", ASCENDING)], {}),
+        ("by_operator", [("operator_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)], {}),
+    ],
+}
+
+# Only for servers that cannot run transactions (mongomock, in the test suite):
+# writes are then serialised within this one process instead.
+_UNTRANSACTED_WRITES = threading.RLock()
+
+
+class MongoStore(Store):
+    """`connect` is how a deployment opens one; the constructor takes any
+    pymongo-compatible client factory so that tests can hand it mongomock."""
+
+    def __init__(self, make_client: Callable[[], Any], database_name: str, transactions: bool = True):
+        self._make_client, self._database_name, self._transactions = make_client, database_name, transactions
+        self._local = threading.local()
+        self._client_lock = threading.Lock()
+        self._clients: dict[int, Any] = {}
+        self.create_indexes()
+
+    @classmethod
+    def connect(cls, url: str) -> "MongoStore":
+        database = urlsplit(url).path.lstrip("/") or DEFAULT_DATABASE
+        store = cls(lambda: MongoClient(url, appname="taxii-server"), database)
+        store.require_transactions()
+        return store
+
+    # -- connections -----------------------------------------------------------
+    def _client(self):
+        # pymongo clients must not cross a fork: gunicorn workers each open their own.
+        pid = os.getpid()
+        with self._client_lock:
+            client = self._clients.get(pid)
+            if client is None:
+                client = self._clients[pid] = self._make_client()
+        return client
+
+    def _db(self, write_concern: WriteConcern = DURABLE) -> Database:
+        return self._client().get_database(self._database_name, write_concern=write_concern, read_concern=COMMITTED)
+
+    def require_transactions(self) -> None:
+        hello = self._client().admin.command("hello")
+        if not (hello.get("setName") or hello.get("msg") == "isdbgrid"):
+            raise RuntimeError("MongoDB storage needs a replica set or a sharded cluster, for transactions: "
+                               "a one-member replica set will do (mongod --replSet rs0, then rs.initiate())")
+
+    def create_indexes(self) -> None:
+        db = self._db()
+        for collection, indexes in INDEXES.items():
+            for name, keys, options in indexes:
+                db[collection].create_index(keys, name=name, **options)
+
+    def _atomically(self, work: Callable[[Any], T]) -> T:
+        """Run `work(session)` as one transaction, retried by the driver on write conflicts."""
+        if not self._transactions:
+            with _UNTRANSACTED_WRITES:
+                return work(None)
+        with self._client().start_session() as session:
+            return session.with_transaction(work, read_concern=ReadConcern("snapshot"), write_concern=DURABLE)
+
+    def close(self) -> None:
+        with self._client_lock:
+            client = self._clients.pop(os.getpid(), None)
+        if client is not None:
+            client.close()
+
+    # -- objects -----------------------------------------------------------------
+    def add_versions(self, collection_id: str, versions: list[NewVersion],
+                     status_for: StatusMaker | None = None) -> list[AddOutcome]:
+        if not versions and status_for is None:
+            return []
+
+        def work(session) -> list[AddOutcome]:
+            db = self._db()
+            clock = self._take_clock(db, collection_id, session) if versions else 0
+            held = self._held_versions(db, collection_id, {new.object_id for new in versions}, session)
+            plan = plan_additions(versions, held, clock, now_micros)
+            status = status_for(plan.outcomes) if status_for is not None else None
+            self._write_plan(db, collection_id, plan, session)
+            if status is not None:
+                db.statuses.insert_one(_status_document(status), session=session)
+            return plan.outcomes
+
+        return self._atomically(work)
+
+    @staticmethod
+    def _take_clock(db: Database, collection_id: str, session) -> int:
+        """Read the collection's clock and claim it for this transaction: the
+        increment is a write, so a concurrent writer to this collection conflicts."""
+        clock = db.collection_clocks.find_one_and_update(
+            {"_id": collection_id}, {"$inc": {"writes": 1}}, upsert=True,
+            return_document=ReturnDocument.AFTER, session=session)
+        return clock.get("last_date_added", 0)
+
+    @staticmethod
+    def _held_versions(db: Database, collection_id: str, object_ids: set[str], session) -> dict[str, list[HeldVersion]]:
+        held: dict[str, list[HeldVersion]] = {}
+        if not object_ids:
+            return held
+        found = db.objects.find(
+            {"collection_id": collection_id, "object_id": {"$in": sorted(object_ids)}},
+            {"_id": 0, "object_id": 1, "version_key": 1, "content_hash": 1, "version": 1},
+            session=session).hint("by_id")
+        for doc in found:
+            held.setdefault(doc["object_id"], []).append(
+                HeldVersion(doc["version_key"], bytes(doc["content_hash"]), doc["version"]))
+        return held
+
+    @staticmethod
+    def _write_plan(db: Database, collection_id: str, plan: WritePlan, session) -> None:
+        for flag, object_ids in (("is_first", plan.demote_first), ("is_last", plan.demote_last)):
+            if object_ids:
+                db.objects.update_many({"collection_id": collection_id, "object_id": {"$in": object_ids}, flag: True},
+                                       {"$set": {flag: False}}, session=session)
+        if not plan.rows:
+            return
+        db.objects.insert_many([_object_document(collection_id, row.record, row.is_first, row.is_last)
+                                for row in plan.rows], session=session)
+        db.collection_clocks.update_one({"_id": collection_id}, {"$max": {"last_date_added": plan.clock}},
+                                        upsert=True, session=session)
+
+    def query(self, query: ObjectQuery) -> Page:
+        projection = {"_id": 0, "object_id": 1, "type": 1, "version": 1, "spec_version": 1, "date_added": 1}
+        if query.with_body:
+            projection["body"] = 1
+        found = (self._db().objects.find(_object_filter(query), projection)
+                 .hint(_index_for(query)).sort("date_added", ASCENDING).limit(query.limit + 1))
+        records = [_stored_version(doc) for doc in found]
+        return Page(records=records[: query.limit], more=len(records) > query.limit)
+
+    def object_exists(self, collection_id: str, object_id: str) -> bool:
+        found = self._db().objects.find({"collection_id": collection_id, "object_id": object_id},
+                                        {"_id": 1}).hint("by_id").limit(1)
+        return any(True for _ in found)
+
+    def delete_versions(self, collection_id: str, object_id: str,
+                        versions: VersionFilter, spec_versions: tuple[str, ...]) -> int:
+        match = _object_filter(ObjectQuery(collection_id=collection_id, limit=0, object_id=object_id,
+                                           versions=versions, spec_versions=spec_versions))
+
+        def work(session) -> int:
+            db = self._db()
+            self._take_clock(db, collection_id, session)  # one writer per collection, so flags stay consistent
+            deleted = db.objects.delete_many(match, session=session).deleted_count
+            if deleted:
+                self._refresh_first_and_last(db, collection_id, object_id, session)
+            return deleted
+
+        return self._atomically(work)
+
+    @staticmethod
+    def _refresh_first_and_last(db: Database, collection_id: str, object_id: str, session) -> None:
+        one_object = {"collection_id": collection_id, "object_id": object_id}
+        keys = [doc["version_key"] for doc in db.objects.find(one_object, {"_id": 0, "version_key": 1},
+                                                               session=session).hint("by_id")]
+        if not keys:
+            return
+        db.objects.update_many(one_object, {"$set": {"is_first": False, "is_last": False}}, session=session)
+        db.objects.update_one({**one_object, "version_key": min(keys)}, {"$set": {"is_first": True}}, session=session)
+        db.objects.update_one({**one_object, "version_key": max(keys)}, {"$set": {"is_last": True}}, session=session)
+
+    def count_versions(self, collection_id: str) -> int:
+        return self._db().objects.count_documents({"collection_id": collection_id})
+
+    # -- statuses ----------------------------------------------------------------
+    def save_status(self, status_id: str, owner: str, created: int, body: bytes) -> None:
+        self._db().statuses.insert_one(_status_document(StatusRecord(status_id, owner, created, body)))
+
+    def load_status(self, status_id: str) -> tuple[str, bytes] | None:
+        doc = self._db().statuses.find_one({"_id": status_id})
+        return (doc["owner"], bytes(doc["body"])) if doc else None
+
+    # -- keys --------------------------------------------------------------------
+    def add_key(self, record: ApiKeyRecord) -> None:
+        self._db().api_keys.insert_one(_key_document(record))
+
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        doc = self._db().api_keys.find_one({"_id": key_id})
+        return _key_record(doc) if doc else None
+
+    def list_keys(self, operator_id: str | None = None) -> list[ApiKeyRecord]:
+        match = {} if operator_id is None else {"operator_id": operator_id}
+        found = self._db().api_keys.find(match).sort([("operator_id", ASCENDING), ("created", ASCENDING)])
+        return [_key_record(doc) for doc in found]
+
+    def revoke_key(self, key_id: str, at: int) -> bool:
+        return _set_once(self._db().api_keys, key_id, "revoked", at)
+
+    def set_key_expiry(self, key_id: str, expires: int | None) -> bool:
+        return self._db().api_keys.update_one({"_id": key_id}, {"$set": {"expires": expires}}).matched_count == 1
+
+    def touch_key(self, key_id: str, at: int) -> None:
+        self._db(CHEAP).api_keys.update_one({"_id": key_id}, {"$set": {"last_used": at}})
+
+    # -- client certificates -----------------------------------------------------
+    def add_client_cert(self, record: ClientCertRecord) -> bool:
+        try:
+            self._db().client_certs.insert_one(_cert_document(record))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def find_client_cert(self, fingerprint: str) -> ClientCertRecord | None:
+        doc = self._db().client_certs.find_one({"_id": fingerprint})
+        return _cert_record(doc) if doc else None
+
+    def list_client_certs(self, operator_id: str | None = None) -> list[ClientCertRecord]:
+        match = {} if operator_id is None else {"operator_id": operator_id}
+        found = self._db().client_certs.find(match).sort([("operator_id", ASCENDING), ("created", ASCENDING)])
+        return [_cert_record(doc) for doc in found]
+
+    def revoke_client_cert(self, fingerprint: str, at: int) -> bool:
+        return _set_once(self._db().client_certs, fingerprint, "revoked", at)
+
+    # -- rate limits ---------------------------------------------------------------
+    def count_request(self, bucket: str, window: int) -> int:
+        counters = self._db(CHEAP).rate_counters
+        counter = counters.find_one_and_update({"bucket": bucket, "window": window}, {"$inc": {"count": 1}},
+                                               upsert=True, return_document=ReturnDocument.AFTER)
+        if counter["count"] == 1:  # a new window: the bucket's older ones are of no further use
+            counters.delete_many({"bucket": bucket, "window": {"$lt": window}})
+        return counter["count"]
+
+    # -- audit trail -------------------------------------------------------------
+    def record_audit(self, event: AuditEvent) -> None:
+        self._db().audit_log.insert_one(dict(vars(event)))
+
+    def query_audit(self, operator_id: str | None = None, since: int | None = None,
+                    failures_only: bool = False, limit: int = 1000) -> list[AuditEvent]:
+        match: dict[str, Any] = {}
+        if operator_id is not None:
+            match["operator_id"] = operator_id
+        if since is not None:
+            match["at"] = {"$gte": since}
+        if failures_only:
+            match["operator_id"] = None
+        found = self._db().audit_log.find(match, {"_id": 0}).sort([("at", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        return [AuditEvent(**doc) for doc in found]
+
+    # -- copying a whole store ---------------------------------------------------
+    def collection_ids(self) -> list[str]:
+        return [doc["_id"] for doc in self._db().collection_clocks.find({}, {"_id": 1}).sort("_id", ASCENDING)]
+
+    def export_versions(self, collection_id: str, after_position: int | None, limit: int) -> list[VersionRecord]:
+        found = (self._db().objects.find({"collection_id": collection_id, "date_added": {"$gt": after_position or 0}})
+                 .hint("by_date").sort("date_added", ASCENDING).limit(limit))
+        return [VersionRecord(doc["object_id"], doc["type"], doc["version"], doc["version_key"], doc["spec_version"],
+                              doc["date_added"], bytes(doc["content_hash"]), bytes(doc["body"])) for doc in found]
+
+    def import_versions(self, collection_id: str, records: list[VersionRecord]) -> int:
+        def work(session) -> int:
+            db = self._db()
+            clock = self._take_clock(db, collection_id, session)
+            held = self._held_versions(db, collection_id, {record.object_id for record in records}, session)
+            plan = plan_import(records, held, clock)
+            try:
+                self._write_plan(db, collection_id, plan, session)
+            except (DuplicateKeyError, BulkWriteError) as exc:  # a date_added already taken by another version
+                raise StoreConflict(f"collection {collection_id}: a date_added is already taken ({exc})") from None
+            return len(plan.rows)
+
+        return self._atomically(work)
+
+    def export_statuses(self, after_id: str | None, limit: int) -> list[StatusRecord]:
+        found = self._db().statuses.find({"_id": {"$gt": after_id or ""}}).sort("_id", ASCENDING).limit(limit)
+        return [StatusRecord(doc["_id"], doc["owner"], doc["created"], bytes(doc["body"])) for doc in found]
+
+    def import_statuses(self, records: list[StatusRecord]) -> int:
+        statuses = self._db().statuses
+        return sum(statuses.update_one({"_id": r.id}, {"$setOnInsert": _status_document(r)}, upsert=True)
+                   .upserted_id is not None for r in records)
+
+    def put_key(self, record: ApiKeyRecord) -> None:
+        self._db().api_keys.replace_one({"_id": record.key_id}, _key_document(record), upsert=True)
+
+    def put_client_cert(self, record: ClientCertRecord) -> None:
+        self._db().client_certs.replace_one({"_id": record.fingerprint}, _cert_document(record), upsert=True)
+
+
+# -- queries ---------------------------------------------------------------------
+
+def _object_filter(query: ObjectQuery) -> dict:
+    match: dict[str, Any] = {"collection_id": query.collection_id}
+    if query.object_id is not None:
+        match["object_id"] = query.object_id
+    if query.ids:
+        match.setdefault("$and", []).append({"object_id": {"$in": list(query.ids)}})
+    if query.types:
+        match["type"] = {"$in": list(query.types)}
+    if query.spec_versions:
+        match["spec_version"] = {"$in": list(query.spec_versions)}
+    versions = _version_filter(query.versions)
+    if versions:
+        match.setdefault("$and", []).append(versions)
+    bounds = [b for b in (query.added_after, query.after_position) if b is not None]
+    if bounds:
+        match["date_added"] = {"$gt": max(bounds)}
+    return match
+
+
+def _version_filter(versions: VersionFilter) -> dict | None:
+    if versions.all:
+        return None
+    options: list[dict] = []
+    if versions.last:
+        options.append({"is_last": True})
+    if versions.first:
+        options.append({"is_first": True})
+    if versions.exact:
+        options.append({"version_key": {"$in": list(versions.exact)}})
+    if not options:
+        return {"_id": {"$in": []}}  # no version asked for: nothing matches
+    return options[0] if len(options) == 1 else {"$or": options}
+
+
+def _index_for(query: ObjectQuery) -> str:
+    """The index named in the module docstring for this shape of request."""
+    if query.object_id is not None or query.ids:
+        return "by_id"
+    versions = query.versions
+    if versions.last and not (versions.first or versions.exact or versions.all):
+        return "last_by_date"
+    if versions.first and not (versions.last or versions.exact or versions.all):
+        return "first_by_date"
+    return "by_date"
+
+
+# -- documents -------------------------------------------------------------------
+
+def _object_document(collection_id: str, record: VersionRecord, is_first: bool, is_last: bool) -> dict:
+    return {"collection_id": collection_id, "object_id": record.object_id, "type": record.type,
+            "version": record.version, "version_key": record.version_key, "spec_version": record.spec_version,
+            "date_added": record.date_added, "is_first": is_first, "is_last": is_last,
+            "content_hash": record.content_hash, "body": record.body}
+
+
+def _stored_version(doc: dict) -> StoredVersion:
+    body = doc.get("body")
+    return StoredVersion(doc["object_id"], doc["type"], doc["version"], doc["spec_version"], doc["date_added"],
+                         bytes(body) if body is not None else None)
+
+
+def _status_document(status: StatusRecord) -> dict:
+    return {"_id": status.id, "owner": status.owner, "created": status.created, "body": status.body}
+
+
+def _key_document(record: ApiKeyRecord) -> dict:
+    fields = dict(vars(record))
+    return {"_id": fields.pop("key_id"), **fields}
+
+
+def _key_record(doc: dict) -> ApiKeyRecord:
+    fields = dict(doc)
+    return ApiKeyRecord(key_id=fields.pop("_id"), **fields)
+
+
+def _cert_document(record: ClientCertRecord) -> dict:
+    fields = dict(vars(record))
+    return {"_id": fields.pop("fingerprint"), **fields}
+
+
+def _cert_record(doc: dict) -> ClientCertRecord:
+    fields = dict(doc)
+    return ClientCertRecord(fingerprint=fields.pop("_id"), **fields)
+
+
+def _set_once(collection, document_id: str, field: str, value: int) -> bool:
+    """Set `field` unless it is already set (the first revocation is kept); False when there is no such document."""
+    if collection.update_one({"_id": document_id, field: None}, {"$set": {field: value}}).matched_count:
+        return True
+    return collection.count_documents({"_id": document_id}, limit=1) == 1

@@ -1,0 +1,112 @@
+"""What a write will store, worked out before anything is written.
+
+Every backend answers the same questions when versions arrive: is this one a
+duplicate, a conflict, or new; which `date_added` does it get; and which
+versions of each object are now its first and its last. The answers depend
+only on the versions already held and on the collection's clock, so they are
+computed here, once, as a plan the backend then writes in a single atomic
+step. Planning first also means nothing is written when making the status
+fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..timestamps import format_timestamp
+from .base import AddOutcome, NewVersion, StoreConflict, VersionRecord
+
+CONFLICT_MESSAGE = ("a different object with this id and version is already stored; "
+                    "publish a new version with a later 'modified'")
+
+
+@dataclass(frozen=True)
+class HeldVersion:
+    """One version of an object that the store already holds."""
+
+    version_key: int
+    content_hash: bytes
+    version: str
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    record: VersionRecord
+    is_first: bool
+    is_last: bool
+
+
+@dataclass
+class WritePlan:
+    outcomes: list[AddOutcome] = field(default_factory=list)
+    rows: list[PlannedRow] = field(default_factory=list)
+    # Objects whose held first (or last) version gives that place up to a new row.
+    demote_first: list[str] = field(default_factory=list)
+    demote_last: list[str] = field(default_factory=list)
+    clock: int = 0
+
+
+def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVersion]], clock: int,
+                   now: Callable[[], int]) -> WritePlan:
+    """New versions in input order; each one stored gets `date_added = max(now, previous + 1)`."""
+    plan, added = WritePlan(clock=clock), {}
+    for new in versions:
+        known = [*held.get(new.object_id, ()), *added.get(new.object_id, ())]
+        same = next((h for h in known if h.content_hash == new.content_hash), None)
+        if same is not None:
+            plan.outcomes.append(AddOutcome(new.object_id, same.version, stored=False))
+            continue
+        date_added = max(now(), plan.clock + 1)
+        version_key = new.version_key if new.version_key is not None else date_added
+        version = new.version if new.version is not None else format_timestamp(date_added)
+        if any(h.version_key == version_key for h in known):
+            plan.outcomes.append(AddOutcome(new.object_id, version, stored=False, conflict=CONFLICT_MESSAGE))
+            continue
+        record = VersionRecord(new.object_id, new.type, version, version_key, new.spec_version, date_added,
+                               new.content_hash, new.body)
+        added.setdefault(new.object_id, []).append(_held(record))
+        plan.outcomes.append(AddOutcome(new.object_id, version, stored=True))
+        plan.clock = date_added
+        plan.rows.append(PlannedRow(record, False, False))
+    _settle_first_and_last(plan, held)
+    return plan
+
+
+def plan_import(records: Iterable[VersionRecord], held: dict[str, list[HeldVersion]], clock: int) -> WritePlan:
+    """Copied versions keep their own `date_added`; those already held are skipped."""
+    plan, added = WritePlan(clock=clock), {}
+    for record in records:
+        known = [*held.get(record.object_id, ()), *added.get(record.object_id, ())]
+        same_key = next((h for h in known if h.version_key == record.version_key), None)
+        if same_key is not None:
+            if same_key.content_hash != record.content_hash:
+                raise StoreConflict(f"{record.object_id} version {record.version} is held with other content")
+            continue
+        added.setdefault(record.object_id, []).append(_held(record))
+        plan.clock = max(plan.clock, record.date_added)
+        plan.rows.append(PlannedRow(record, False, False))
+    _settle_first_and_last(plan, held)
+    return plan
+
+
+def _held(record: VersionRecord) -> HeldVersion:
+    return HeldVersion(record.version_key, record.content_hash, record.version)
+
+
+def _settle_first_and_last(plan: WritePlan, held: dict[str, list[HeldVersion]]) -> None:
+    """Flag each new row first and/or last of its object, and note which held versions lose those places."""
+    new_keys: dict[str, list[int]] = {}
+    for row in plan.rows:
+        new_keys.setdefault(row.record.object_id, []).append(row.record.version_key)
+    bounds = {}
+    for object_id, keys in new_keys.items():
+        held_keys = [h.version_key for h in held.get(object_id, ())]
+        first, last = min(keys + held_keys), max(keys + held_keys)
+        bounds[object_id] = first, last
+        if held_keys and first not in held_keys:
+            plan.demote_first.append(object_id)
+        if held_keys and last not in held_keys:
+            plan.demote_last.append(object_id)
+    plan.rows = [PlannedRow(row.record, row.record.version_key == bounds[row.record.object_id][0],
+                            row.record.version_key == bounds[row.record.object_id][1]) for row in plan.rows]
