@@ -76,3 +76,9 @@ def discard(url: str) -> None:
         import pymongo
         with pymongo.MongoClient(url) as client:
             client.drop_database(database)
+
+
+def require_sqlite(url: str, why: str) -> None:
+    """Skip, saying why, a case about SQLite's own files or features."""
+    if not url.startswith("sqlite:"):
+        pytest.skip(f"SQLite only: {why}")

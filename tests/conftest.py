@@ -1,5 +1,8 @@
-"""Shared fixtures: a configured deployment on a temporary SQLite store,
-keys for each operator, and the server listening on a real loopback socket."""
+"""Shared fixtures: a configured deployment on a temporary store, keys for
+each operator, and the server listening on a real loopback socket.
+
+The store is SQLite unless a module is marked `every_backend`: its tests then
+run once per backend in tests/backends.py, through HTTP as a client sees them."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from backends import BACKENDS, discard
 from werkzeug.serving import make_server
 
 from taxii_server.app import create_app
@@ -31,7 +35,7 @@ COMMUNITY = "ac073309-7ac3-4570-9b7d-67d91b476f95"
 
 
 def write_config(folder: Path, **overrides) -> Path:
-    """A config.yaml using the shipped collections/ and a store inside `folder`."""
+    """A config.yaml using the shipped collections/ and, unless `storage` is given, a store inside `folder`."""
     config = {
         "title": "Test exchange",
         "storage": "sqlite:///taxii.sqlite3",
@@ -47,9 +51,21 @@ def write_config(folder: Path, **overrides) -> Path:
     return path
 
 
+def pytest_generate_tests(metafunc):
+    if "storage_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker("every_backend"):
+        metafunc.parametrize("storage_url", sorted(BACKENDS), indirect=True)
+
+
 @pytest.fixture
-def config_path(tmp_path) -> Path:
-    return write_config(tmp_path)
+def storage_url(request, tmp_path) -> str:
+    url = BACKENDS[getattr(request, "param", "sqlite")](tmp_path)
+    yield url
+    discard(url)
+
+
+@pytest.fixture
+def config_path(tmp_path, storage_url) -> Path:
+    return write_config(tmp_path, storage=storage_url)
 
 
 @pytest.fixture

@@ -16,6 +16,9 @@ import pytest
 
 from conftest import COMMUNITY, TAXII, envelope, indicator
 
+# The HTTP contract: every case runs once per storage backend.
+pytestmark = pytest.mark.every_backend
+
 OBJECTS = f"/collections/{COMMUNITY}/objects/"
 MANIFEST = f"/collections/{COMMUNITY}/manifest/"
 ONE_OBJECT = f"{OBJECTS}{indicator(1)['id']}/"

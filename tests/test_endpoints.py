@@ -14,6 +14,9 @@ import pytest
 
 from conftest import ADVISORIES, COMMUNITY, TAXII, TaxiiSession, envelope, indicator
 
+# The HTTP contract: every case runs once per storage backend.
+pytestmark = pytest.mark.every_backend
+
 STIX = "application/stix+json;version=2.1"
 TIMESTAMP_6 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 FIRST, LAST = "X-TAXII-Date-Added-First", "X-TAXII-Date-Added-Last"

@@ -15,6 +15,9 @@ import pytest
 
 from conftest import COMMUNITY, TaxiiSession, envelope, indicator
 
+# The HTTP contract: every case runs once per storage backend.
+pytestmark = pytest.mark.every_backend
+
 FIRST, LAST = "X-TAXII-Date-Added-First", "X-TAXII-Date-Added-Last"
 V1, V2, V3 = "2026-01-01T00:00:00.000Z", "2026-02-01T00:00:00.000Z", "2026-03-01T00:00:00.000Z"
 OBJECTS = f"/collections/{COMMUNITY}/objects/"

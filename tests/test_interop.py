@@ -23,6 +23,9 @@ from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
 from conftest import ADVISORIES, COMMUNITY, TAXII, indicator
 
+# The HTTP contract: every case runs once per storage backend.
+pytestmark = pytest.mark.every_backend
+
 # A POST envelope of this many test indicators stays well under max_content_length (65536).
 BATCH = 100
 # as_pages is read through islice(..., MAX_PAGES): a server that never ends paging fails the test, not hangs it.

@@ -1,11 +1,16 @@
 """Key rotation: a new key at once, the old ones for a grace period, then never."""
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import COMMUNITY, TaxiiSession
 from taxii_server.cli import main
 from taxii_server.keys import issue_key, rotate_keys, verify_key
 from taxii_server.timestamps import now_micros
+
+
+# Every case runs once per storage backend.
+pytestmark = pytest.mark.every_backend
 
 HOUR = 3600 * 1_000_000
 

@@ -24,6 +24,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from backends import require_shared_store, require_sqlite
 from conftest import COMMUNITY, OPERATORS, TAXII, LiveServer, TaxiiSession, write_config
 from taxii_server.app import create_app
 from taxii_server.cli import main
@@ -31,6 +32,10 @@ from taxii_server.config import load_settings
 from taxii_server.keys import issue_key
 from taxii_server.storage import sqlite_path
 from taxii_server.timestamps import now_micros
+
+
+# Every case runs once per storage backend.
+pytestmark = pytest.mark.every_backend
 
 KEY_SHAPE = re.compile(r"^tx_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
@@ -107,8 +112,9 @@ def test_cli_issue_prints_the_key_alone_on_the_last_line_of_stdout(server, confi
     assert status_with(server, bearer(raw_key)) == 200
 
 
-def test_the_installed_command_issues_a_working_key(server, config_path):
+def test_the_installed_command_issues_a_working_key(server, config_path, storage_url):
     """The `taxii-server` entry point of the virtualenv, run as an operator would."""
+    require_shared_store(storage_url)
     command = Path(sys.executable).with_name("taxii-server")
     environment = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
     finished = subprocess.run([str(command), "keys", "issue", "southwave", "--config", str(config_path)],
@@ -278,6 +284,7 @@ def test_keys_list_shows_id_operator_created_expires_and_last_used(server, confi
 
 def test_the_raw_key_is_nowhere_in_the_database_files(server, config_path, settings, store, keys):
     """Only the HMAC is stored: not in the database file, its WAL, or anything beside them."""
+    require_sqlite(settings.storage_url, "searches the database files for the raw key")
     raw_keys = [*keys.values(), cli_issue(config_path, "northtel")]
     for raw_key in raw_keys:
         assert status_with(server, bearer(raw_key)) == 200

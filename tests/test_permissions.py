@@ -14,6 +14,9 @@ import pytest
 
 from conftest import ADVISORIES, COMMUNITY, envelope, indicator
 
+# The HTTP contract: every case runs once per storage backend.
+pytestmark = pytest.mark.every_backend
+
 OPERATOR_IDS = ("regulator", "northtel", "southwave")
 
 # r = read, w = write, d = delete; "" = no right at all (the collection is invisible).

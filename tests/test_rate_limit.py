@@ -12,13 +12,18 @@ from taxii_server.limits import WINDOW
 from taxii_server.storage import open_store
 from taxii_server.timestamps import now_micros
 
+
+# Every case runs once per storage backend.
+pytestmark = pytest.mark.every_backend
+
 LIMIT = 5
 
 
 @pytest.fixture
-def limited(tmp_path):
+def limited(tmp_path, storage_url):
     """A server allowing each key LIMIT requests a minute, and a key factory."""
-    settings = load_settings(write_config(tmp_path, rate_limit={"requests_per_minute": LIMIT}), environ={})
+    settings = load_settings(write_config(tmp_path, storage=storage_url, rate_limit={"requests_per_minute": LIMIT}),
+                             environ={})
     store = open_store(settings.storage_url)
     live = LiveServer(create_app(settings, store))
     yield live, lambda operator: TaxiiSession(live.url, issue_key(store, settings.secret, operator).raw_key)
@@ -57,8 +62,8 @@ def test_the_limit_is_per_key_so_another_key_of_the_same_operator_still_works(li
     assert key_for("northtel").get("/collections/").status_code == 200
 
 
-def test_counters_are_shared_by_every_process_through_the_store(tmp_path):
-    settings = load_settings(write_config(tmp_path), environ={})
+def test_counters_are_shared_by_every_process_through_the_store(tmp_path, storage_url):
+    settings = load_settings(write_config(tmp_path, storage=storage_url), environ={})
     first, second = open_store(settings.storage_url), open_store(settings.storage_url)
     assert [first.count_request("key:a", 7), second.count_request("key:a", 7), first.count_request("key:a", 8)] == \
         [1, 2, 1]

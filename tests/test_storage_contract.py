@@ -11,21 +11,30 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
 import time
 import uuid
 from dataclasses import replace
 
 import pytest
-
 from backends import BACKENDS, discard, require_shared_store
 from conftest import indicator
+
 from taxii_server.storage import open_store
-from taxii_server.storage.base import (AddOutcome, ApiKeyRecord, AuditEvent, NewVersion, ObjectQuery, Page, Store,
-                                       VersionFilter)
-from taxii_server.storage.base import ClientCertRecord
+from taxii_server.storage.base import (
+    AddOutcome,
+    ApiKeyRecord,
+    AuditEvent,
+    ClientCertRecord,
+    NewVersion,
+    ObjectQuery,
+    Page,
+    Store,
+    StoreConflict,
+    VersionFilter,
+)
 from taxii_server.timestamps import format_timestamp, parse_timestamp
 from taxii_server.validation import check_object
-
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -644,15 +653,41 @@ def write_concurrently(url: str, collection_id: str, writer: int, start) -> None
         store.close()
 
 
-def test_a_poller_using_added_after_sees_every_version_exactly_once_while_processes_write(
-        backend, backend_url, collection):
+class WriterThread(threading.Thread):
+    """A writer in a thread of this process, with an exit code like a process's."""
+
+    def __init__(self, target, args):
+        super().__init__(daemon=True)
+        self._work, self._args, self.exitcode = target, args, None
+
+    def run(self):
+        try:
+            self._work(*self._args)
+            self.exitcode = 0
+        except BaseException:
+            self.exitcode = 1
+            raise
+
+    def kill(self):
+        pass  # a thread cannot be killed; a stuck one shows as a None exit code
+
+
+@pytest.mark.parametrize("writers_in", ["processes", "threads"])
+def test_a_poller_using_added_after_sees_every_version_exactly_once_while_others_write(
+        backend, backend_url, collection, writers_in):
     """Architecture rule 1: a poller asking for added_after = the last date_added
-    it has seen never misses a version, even while several processes commit."""
-    require_shared_store(backend_url)
-    context = multiprocessing.get_context("spawn")
-    start = context.Event()
-    writers = [context.Process(target=write_concurrently, args=(backend_url, collection, n, start))
-               for n in range(WRITERS)]
+    it has seen never misses a version, even while several writers commit, in
+    other processes (as gunicorn workers and other hosts do) or in other threads."""
+    if writers_in == "processes":
+        require_shared_store(backend_url)
+        context = multiprocessing.get_context("spawn")
+        start = context.Event()
+        writers = [context.Process(target=write_concurrently, args=(backend_url, collection, n, start))
+                   for n in range(WRITERS)]
+    else:
+        start = threading.Event()
+        writers = [WriterThread(target=write_concurrently, args=(backend_url, collection, n, start))
+                   for n in range(WRITERS)]
     for process in writers:
         process.start()
     seen, last_seen = [], None
@@ -718,3 +753,92 @@ def test_when_making_the_status_fails_no_object_is_stored(backend, collection):
     with pytest.raises(RuntimeError):
         backend.add_versions(collection, [version(1)], status_for=broken)
     assert backend.count_versions(collection) == 0
+
+
+# -- copying a whole store (the methods `taxii-server migrate` uses) ----------------------------------------
+
+def test_export_gives_every_version_with_what_the_store_keeps_in_date_added_order_by_pages(backend, collection):
+    backend.add_versions(collection, [version(1), version(2), address(3), version(1, on=2)])
+    first_page = backend.export_versions(collection, None, 3)
+    rest = backend.export_versions(collection, first_page[-1].date_added, 3)
+    exported = first_page + rest
+    assert [(r.object_id, r.version, r.date_added) for r in exported] == \
+        [(s.object_id, s.version, s.date_added) for s in everything(backend, collection)]
+    assert [r.body for r in exported] == [s.body for s in everything(backend, collection)]
+    assert exported[0].content_hash == version(1).content_hash
+    assert backend.export_versions(collection, exported[-1].date_added, 3) == []
+
+
+def test_imported_versions_keep_their_date_added_and_get_first_and_last_right(backend, collection, other_collection):
+    backend.add_versions(collection, [version(1, on=2), version(2), version(1, on=1)])
+    exported = backend.export_versions(collection, None, 100)
+    assert backend.import_versions(other_collection, exported) == 3
+    assert everything(backend, other_collection) == everything(backend, collection)
+    for versions in (VersionFilter.latest(), VersionFilter(first=True)):
+        assert query(backend, other_collection, versions=versions) == query(backend, collection, versions=versions)
+
+
+def test_importing_again_stores_nothing_new(backend, collection, other_collection):
+    backend.add_versions(collection, [version(1), version(2)])
+    exported = backend.export_versions(collection, None, 100)
+    backend.import_versions(other_collection, exported)
+    assert backend.import_versions(other_collection, exported) == 0
+    assert backend.count_versions(other_collection) == 2
+
+
+def test_after_an_import_new_versions_are_added_after_every_imported_one(backend, collection, other_collection):
+    backend.add_versions(collection, [version(1), version(2)])
+    exported = backend.export_versions(collection, None, 100)
+    late = replace(exported[-1], object_id=version(9).object_id, date_added=exported[-1].date_added + 10 ** 12)
+    backend.import_versions(other_collection, [*exported, late])
+    backend.add_versions(other_collection, [version(3)])
+    assert everything(backend, other_collection)[-1].date_added > late.date_added
+
+
+def test_importing_other_content_under_a_held_version_is_a_conflict_that_stores_nothing(backend, collection,
+                                                                                          other_collection):
+    backend.add_versions(collection, [version(2), version(1)])
+    backend.add_versions(other_collection, [version(1, name="another name")])
+    before = everything(backend, other_collection)
+    with pytest.raises(StoreConflict):
+        backend.import_versions(other_collection, backend.export_versions(collection, None, 100))
+    assert everything(backend, other_collection) == before
+
+
+def test_importing_a_version_at_a_date_added_already_taken_is_a_conflict(backend, collection, other_collection):
+    backend.add_versions(collection, [version(1)])
+    backend.add_versions(other_collection, [version(2)])
+    taken = everything(backend, other_collection)[0].date_added
+    moved = replace(backend.export_versions(collection, None, 1)[0], date_added=taken)
+    with pytest.raises(StoreConflict):
+        backend.import_versions(other_collection, [moved])
+    assert keys_of(everything(backend, other_collection)) == [key(version(2))]
+
+
+def test_collection_ids_name_every_collection_written_to(backend, collection, other_collection):
+    backend.add_versions(collection, [version(1)])
+    backend.add_versions(other_collection, [version(1)])
+    assert backend.collection_ids() == sorted([collection, other_collection])
+
+
+def test_statuses_export_by_pages_and_import_once(backend):
+    ids = sorted(str(uuid.UUID(int=n, version=4)) for n in range(1, 6))
+    for n, status_id in enumerate(ids):
+        backend.save_status(status_id, "northtel", n, f'{{"n": {n}}}'.encode())
+    first_page = backend.export_statuses(None, 3)
+    exported = first_page + backend.export_statuses(first_page[-1].id, 3)
+    assert [s.id for s in exported] == ids
+    assert backend.import_statuses(exported) == 0  # all held already
+    assert backend.load_status(ids[2]) == ("northtel", b'{"n": 2}')
+
+
+def test_put_key_adds_or_replaces_the_whole_record(backend):
+    backend.put_key(key_record("k1"))
+    backend.put_key(replaced := key_record("k1", operator_id="southwave", revoked=7, expires=9, label="siem"))
+    assert backend.list_keys() == [replaced]
+
+
+def test_put_client_cert_adds_or_replaces_the_whole_record(backend):
+    backend.put_client_cert(cert_record("a"))
+    backend.put_client_cert(replaced := cert_record("a", revoked=7, label="soc"))
+    assert backend.list_client_certs() == [replaced]

@@ -15,7 +15,11 @@ from urllib.parse import urlsplit, urlunsplit
 from .base import Store
 
 
-class StorageURLError(ValueError):
+class StorageError(Exception):
+    """The store cannot be opened or used as configured; the message is for operators and names no password."""
+
+
+class StorageURLError(StorageError, ValueError):
     pass
 
 

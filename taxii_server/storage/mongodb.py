@@ -48,13 +48,28 @@ from urllib.parse import urlsplit
 
 from pymongo import ASCENDING, MongoClient, ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from ..timestamps import now_micros
-from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page,
-                   StatusMaker, StatusRecord, Store, StoreConflict, StoredVersion, VersionFilter, VersionRecord)
+from . import StorageError, redacted
+from .base import (
+    AddOutcome,
+    ApiKeyRecord,
+    AuditEvent,
+    ClientCertRecord,
+    NewVersion,
+    ObjectQuery,
+    Page,
+    StatusMaker,
+    StatusRecord,
+    Store,
+    StoreConflict,
+    StoredVersion,
+    VersionFilter,
+    VersionRecord,
+)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 T = TypeVar("T")
@@ -98,9 +113,13 @@ class MongoStore(Store):
 
     @classmethod
     def connect(cls, url: str) -> "MongoStore":
+        """Open the store at `url`, or raise StorageError saying why not."""
         database = urlsplit(url).path.lstrip("/") or DEFAULT_DATABASE
-        store = cls(lambda: MongoClient(url, appname="taxii-server"), database)
-        store.require_transactions()
+        try:
+            store = cls(lambda: MongoClient(url, appname="taxii-server"), database)
+            store.require_transactions()
+        except PyMongoError as exc:
+            raise StorageError(f"cannot use MongoDB at {redacted(url)}: {exc}") from None
         return store
 
     # -- connections -----------------------------------------------------------
@@ -119,7 +138,7 @@ class MongoStore(Store):
     def require_transactions(self) -> None:
         hello = self._client().admin.command("hello")
         if not (hello.get("setName") or hello.get("msg") == "isdbgrid"):
-            raise RuntimeError("MongoDB storage needs a replica set or a sharded cluster, for transactions: "
+            raise StorageError("MongoDB storage needs a replica set or a sharded cluster, for transactions: "
                                "a one-member replica set will do (mongod --replSet rs0, then rs.initiate())")
 
     def create_indexes(self) -> None:
