@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 
 from pymongo import ASCENDING, MongoClient, ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, CollectionInvalid, DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -78,6 +78,7 @@ DURABLE = WriteConcern("majority")
 COMMITTED = ReadConcern("majority")
 CHEAP = WriteConcern(w=1)
 
+COLLECTIONS = ("objects", "collection_clocks", "statuses", "api_keys", "client_certs", "rate_counters", "audit_log")
 INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
     "objects": [
         ("by_date", [("collection_id", ASCENDING), ("date_added", ASCENDING)], {"unique": True}),
@@ -133,6 +134,7 @@ class MongoStore(Store):
         return client
 
     def _db(self, write_concern: WriteConcern = DURABLE) -> Database:
+        """The database with the consistency settings of the module docstring."""
         return self._client().get_database(self._database_name, write_concern=write_concern, read_concern=COMMITTED)
 
     def require_transactions(self) -> None:
@@ -142,7 +144,14 @@ class MongoStore(Store):
                                "a one-member replica set will do (mongod --replSet rs0, then rs.initiate())")
 
     def create_indexes(self) -> None:
+        """Create every collection and index the store uses; those already there are left as they are."""
         db = self._db()
+        # Made here, not implicitly by a first write: a sharded cluster cannot create one inside a transaction.
+        for name in set(COLLECTIONS) - set(db.list_collection_names()):
+            try:
+                db.create_collection(name)
+            except CollectionInvalid:  # another process made it a moment ago
+                pass
         for collection, indexes in INDEXES.items():
             for name, keys, options in indexes:
                 db[collection].create_index(keys, name=name, **options)
