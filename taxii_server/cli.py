@@ -6,16 +6,19 @@ import functools
 import os
 import re
 import sys
+from contextlib import closing
 
 import click
 
 from . import keys as api_keys
 from .config import ConfigError, Settings, load_settings
+from .errors import TaxiiError
+from .migrate import copy_store, versions_to_copy
 from .policy import access
-from .storage import StorageURLError, open_store
+from .storage import StorageError, open_store, redacted
+from .storage.base import StoreConflict
 from .timestamps import TimestampError, format_timestamp, now_micros, parse_timestamp
 from .validation import Rejected, check_object, objects_from_body
-from .errors import TaxiiError
 
 IMPORT_BATCH = 500
 
@@ -26,11 +29,12 @@ def with_config(command):
                   type=click.Path(dir_okay=False), help="Configuration file.")
     @functools.wraps(command)
     def wrapper(config_path, **kwargs):
-        # The command runs inside the try too: an unsupported storage URL is only
-        # found when the command opens the store, and deserves a message, not a traceback.
+        # The command runs inside the try too: an unusable store (an unsupported URL, an
+        # unreachable MongoDB) is only found when the command opens it, and deserves a
+        # message, not a traceback.
         try:
             return command(load_settings(config_path), **kwargs)
-        except (ConfigError, StorageURLError) as exc:
+        except (ConfigError, StorageError) as exc:
             raise click.ClickException(str(exc)) from None
     return wrapper
 
@@ -297,6 +301,32 @@ def import_bundle(settings: Settings, file, collection_ref: str):
     click.echo(f"{stored} stored, {duplicates} already present, {len(problems)} rejected")
     if problems:
         sys.exit(1)
+
+
+@main.command(help="Copy a whole store into another, e.g. SQLite into MongoDB: objects with their date_added, "
+                   "statuses, API keys and client certificates (not the audit trail). Running it again copies "
+                   "only what is new and brings keys and certificates up to date.")
+@click.option("--from", "source_url", required=True,
+              help="The store to copy: sqlite:///PATH or mongodb://HOSTS/DATABASE.")
+@click.option("--to", "destination_url", required=True,
+              help="The store to copy into: empty, or written by migrate only.")
+def migrate(source_url: str, destination_url: str):
+    if source_url == destination_url:
+        raise click.UsageError(f"--from and --to are the same store, {redacted(source_url)}")
+    try:
+        with (closing(open_store(source_url)) as source,
+              closing(open_store(destination_url)) as destination,
+              click.progressbar(length=versions_to_copy(source), label="copying object versions",
+                                file=sys.stderr) as bar):
+            report = copy_store(source, destination, progress=bar.update)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+    except StoreConflict as exc:
+        raise click.ClickException(f"{redacted(destination_url)} already holds other data than "
+                                   f"{redacted(source_url)}: {exc}") from None
+    click.echo(f"versions: {report.versions_copied} copied, {report.versions_present} already present; "
+               f"statuses: {report.statuses_copied} copied, {report.statuses_present} already present; "
+               f"API keys written: {report.keys}; client certificates written: {report.client_certs}")
 
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
