@@ -76,7 +76,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int,
             raise click.ClickException(str(exc)) from None
     app = create_app(settings)
     click.echo(f"taxii-server: discovery at {'https' if tls else 'http'}://{host}:{port}/taxii2/ "
-               f"(api root /{settings.api_root_path}/, store {settings.storage_url})", err=True)
+               f"(api root /{settings.api_root_path}/, store {redacted(settings.storage_url)})", err=True)
     run_gunicorn(app, bind=f"{host}:{port}", workers=workers, threads=threads, tls=tls)
 
 
@@ -87,7 +87,7 @@ def check(settings: Settings):
     store.close()
     licensees = sum(op.role == "licensee" for op in settings.operators.values())
     click.echo(f"ok: {len(settings.operators)} operators ({licensees} licensees), "
-               f"{len(settings.collections)} collections, store {settings.storage_url}")
+               f"{len(settings.collections)} collections, store {redacted(settings.storage_url)}")
 
 
 @main.command(help="List operators with the collections each can read and write.")

@@ -71,7 +71,8 @@ def discard(url: str) -> None:
     parts = urlsplit(url)
     database = parts.path.lstrip("/")
     if parts.scheme == "mongomock":
-        _mongomock_clients[parts.netloc].drop_database(database)
+        if parts.netloc in _mongomock_clients:
+            _mongomock_clients[parts.netloc].drop_database(database)
     elif parts.scheme.startswith("mongodb"):
         import pymongo
         with pymongo.MongoClient(url) as client:

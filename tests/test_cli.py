@@ -208,11 +208,21 @@ def test_taxii_storage_url_overrides_the_configured_store(tmp_path, config_path,
     assert stored_ids(settings.storage_url, COMMUNITY) == []
 
 
-def test_an_unsupported_storage_url_is_refused_with_a_message(config_path):
-    result = cli(config_path, "check", env={"TAXII_STORAGE_URL": "mongodb://localhost/taxii"})
+def test_an_unsupported_storage_url_is_refused_with_a_message_that_hides_the_password(config_path):
+    result = cli(config_path, "check", env={"TAXII_STORAGE_URL": "redis://taxii:hunter2@localhost/0"})
     assert result.exit_code != 0
-    assert "unsupported storage URL 'mongodb://localhost/taxii'" in result.stderr
+    assert "unsupported storage URL 'redis://taxii:***@localhost/0'" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
     assert isinstance(result.exception, SystemExit)  # a clean exit, not an uncaught exception
+
+
+def test_an_unreachable_mongodb_is_reported_with_a_message_that_hides_the_password(config_path):
+    url = "mongodb://taxii:hunter2@127.0.0.1:1/taxii?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
+    result = cli(config_path, "check", env={"TAXII_STORAGE_URL": url})
+    assert result.exit_code != 0
+    assert "cannot use MongoDB at mongodb://taxii:***@127.0.0.1:1/taxii" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert isinstance(result.exception, SystemExit)
 
 
 # --- keys ----------------------------------------------------------------------------------------

@@ -268,8 +268,9 @@ class Store(abc.ABC):
     def import_versions(self, collection_id: str, records: list[VersionRecord]) -> int:
         """Store copied versions under their own `date_added`, in one atomic write;
         return how many were new. A version already held with the same content is
-        skipped; one held with other content, or a `date_added` taken by another
-        version, raises StoreConflict and stores nothing."""
+        skipped. One held with other content, or a new one whose `date_added` is
+        not after every version the collection holds (pollers have passed that
+        point), raises StoreConflict and stores nothing."""
 
     @abc.abstractmethod
     def export_statuses(self, after_id: str | None, limit: int) -> list[StatusRecord]:

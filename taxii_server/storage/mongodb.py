@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 
 from pymongo import ASCENDING, MongoClient, ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, CollectionInvalid, DuplicateKeyError, PyMongoError
+from pymongo.errors import CollectionInvalid, DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -65,7 +65,6 @@ from .base import (
     StatusMaker,
     StatusRecord,
     Store,
-    StoreConflict,
     StoredVersion,
     VersionFilter,
     VersionRecord,
@@ -345,7 +344,9 @@ class MongoStore(Store):
 
     # -- copying a whole store ---------------------------------------------------
     def collection_ids(self) -> list[str]:
-        return [doc["_id"] for doc in self._db().collection_clocks.find({}, {"_id": 1}).sort("_id", ASCENDING)]
+        # A clock gets last_date_added with its first stored version; a write that stored nothing leaves none.
+        clocks = self._db().collection_clocks.find({"last_date_added": {"$exists": True}}, {"_id": 1})
+        return [doc["_id"] for doc in clocks.sort("_id", ASCENDING)]
 
     def export_versions(self, collection_id: str, after_position: int | None, limit: int) -> list[VersionRecord]:
         found = (self._db().objects.find({"collection_id": collection_id, "date_added": {"$gt": after_position or 0}})
@@ -358,11 +359,8 @@ class MongoStore(Store):
             db = self._db()
             clock = self._take_clock(db, collection_id, session)
             held = self._held_versions(db, collection_id, {record.object_id for record in records}, session)
-            plan = plan_import(records, held, clock)
-            try:
-                self._write_plan(db, collection_id, plan, session)
-            except (DuplicateKeyError, BulkWriteError) as exc:  # a date_added already taken by another version
-                raise StoreConflict(f"collection {collection_id}: a date_added is already taken ({exc})") from None
+            plan = plan_import(collection_id, records, held, clock)
+            self._write_plan(db, collection_id, plan, session)
             return len(plan.rows)
 
         return self._atomically(work)

@@ -73,16 +73,26 @@ def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVers
     return plan
 
 
-def plan_import(records: Iterable[VersionRecord], held: dict[str, list[HeldVersion]], clock: int) -> WritePlan:
-    """Copied versions keep their own `date_added`; those already held are skipped."""
+def plan_import(collection_id: str, records: Iterable[VersionRecord], held: dict[str, list[HeldVersion]],
+                clock: int) -> WritePlan:
+    """Copied versions keep their own `date_added`; those already held are skipped.
+
+    A copied version not yet held must come after everything the collection
+    holds: one slipped in behind would sit where pollers have already passed.
+    Checking that here also catches a `date_added` taken by another version
+    before anything is written."""
     plan, added = WritePlan(clock=clock), {}
     for record in records:
         known = [*held.get(record.object_id, ()), *added.get(record.object_id, ())]
         same_key = next((h for h in known if h.version_key == record.version_key), None)
         if same_key is not None:
             if same_key.content_hash != record.content_hash:
-                raise StoreConflict(f"{record.object_id} version {record.version} is held with other content")
+                raise StoreConflict(f"collection {collection_id}: {record.object_id} version {record.version}"
+                                    " is held with other content")
             continue
+        if record.date_added <= plan.clock:
+            raise StoreConflict(f"collection {collection_id}: {record.object_id} version {record.version} would be"
+                                " stored behind versions already held; copy into a new store")
         added.setdefault(record.object_id, []).append(_held(record))
         plan.clock = max(plan.clock, record.date_added)
         plan.rows.append(PlannedRow(record, False, False))

@@ -27,7 +27,6 @@ from .base import (
     StatusMaker,
     StatusRecord,
     Store,
-    StoreConflict,
     StoredVersion,
     VersionFilter,
     VersionRecord,
@@ -376,11 +375,8 @@ class SQLiteStore(Store):
     def import_versions(self, collection_id: str, records: list[VersionRecord]) -> int:
         with self._write() as db:
             held = self._held_versions(db, collection_id, {record.object_id for record in records})
-            plan = plan_import(records, held, self._read_clock(db, collection_id))
-            try:
-                self._write_plan(db, collection_id, plan)
-            except sqlite3.IntegrityError as exc:  # a date_added already taken by another version
-                raise StoreConflict(f"collection {collection_id}: {exc}") from None
+            plan = plan_import(collection_id, records, held, self._read_clock(db, collection_id))
+            self._write_plan(db, collection_id, plan)
         return len(plan.rows)
 
     def export_statuses(self, after_id: str | None, limit: int) -> list[StatusRecord]:
