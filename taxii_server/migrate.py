@@ -18,9 +18,10 @@ serves, then once more after it stops taking writes, just before the cut-over.
 
 The destination should be empty, or written by this command only. A version
 copied behind versions the destination stored itself would sit before
-positions its pollers have already passed, and they would never see it. A
-destination holding other content under a copied version's id and version
-stops the migration with StoreConflict; that batch stores nothing.
+positions its pollers have already passed, and they would never see it: the
+store refuses it. That, or a destination holding other content under a copied
+version's id and version, stops the migration with StoreConflict; that batch
+stores nothing.
 
 The audit trail is not copied. It is append-only and its events have no id, so
 a second run could not tell which events the destination already holds and
