@@ -64,8 +64,8 @@ def copy_store(source: Store, destination: Store, progress: Callable[[int], None
 
     `progress` is called after each batch of versions with how many it held,
     copied or already present. Raises StoreConflict when the destination holds
-    other content under a copied version's id and version, or another version
-    at its `date_added`.
+    other content under a copied version's id and version, or when a copied
+    version would sit behind what the destination's collection already holds.
     """
     report = MigrationReport()
     for collection_id in source.collection_ids():

@@ -20,11 +20,15 @@ from pathlib import Path
 import pytest
 import requests
 
+from backends import require_shared_store
 from conftest import write_config
 from taxii_server.config import load_settings
 from taxii_server.keys import issue_key
 from taxii_server.storage import open_store
 from test_crash_safety import NEW_OBJECTS_PER_ENVELOPE, OBJECTS, TaxiiServerProcess, envelopes_of, session
+
+# Every case runs once per storage backend that several processes can share.
+pytestmark = pytest.mark.every_backend
 
 PUBLISHERS = ("northtel", "southwave")
 POLLERS = ("regulator", "northtel", "southwave")
@@ -100,10 +104,10 @@ def poll(url: str, key: str, match_version: str | None, start, publishers_done, 
 
 # --- the tests ------------------------------------------------------------------------------------
 
-def run_exchange(tmp_path: Path, match_version: str | None, with_new_versions: bool):
+def run_exchange(tmp_path: Path, storage_url: str, match_version: str | None, with_new_versions: bool):
     """Start the server, run every publisher and poller process at once, and return
     (publisher results, poller results)."""
-    config_path = write_config(tmp_path)
+    config_path = write_config(tmp_path, storage=storage_url)
     settings = load_settings(config_path, environ={})
     store = open_store(settings.storage_url)
     keys = {operator: issue_key(store, settings.secret, operator).raw_key for operator in {*PUBLISHERS, *POLLERS}}
@@ -152,12 +156,14 @@ def join(processes) -> None:
     pytest.param(None, False, id="latest-versions"),
     pytest.param("all", True, id="match-version-all"),
 ])
-def test_every_poller_sees_every_published_version_exactly_once(tmp_path, match_version, with_new_versions):
+def test_every_poller_sees_every_published_version_exactly_once(tmp_path, storage_url, match_version,
+                                                                 with_new_versions):
     """added_after (§3.4), `next` (§3.5) and X-TAXII-Date-Added-Last (§3.2): two publishers POST while three
     pollers poll, all in separate processes against two gunicorn workers. Each poller
     receives exactly the published versions, each once: none missed between polls or
     pages, none repeated. With match[version]=all, publishers also add second versions."""
-    publishers, pollers = run_exchange(tmp_path, match_version, with_new_versions)
+    require_shared_store(storage_url)
+    publishers, pollers = run_exchange(tmp_path, storage_url, match_version, with_new_versions)
 
     for result in publishers:
         assert result["errors"] == []

@@ -225,13 +225,17 @@ class MongoStore(Store):
                                         upsert=True, session=session)
 
     def query(self, query: ObjectQuery) -> Page:
+        records = [_stored_version(doc) for doc in self.page_cursor(query)]
+        return Page(records=records[: query.limit], more=len(records) > query.limit)
+
+    def page_cursor(self, query: ObjectQuery):
+        """The one `find` that reads a page (one record more than the limit, to tell
+        whether more follow); `explain()` on it shows the index that serves it."""
         projection = {"_id": 0, "object_id": 1, "type": 1, "version": 1, "spec_version": 1, "date_added": 1}
         if query.with_body:
             projection["body"] = 1
-        found = (self._db().objects.find(_object_filter(query), projection)
-                 .hint(_index_for(query)).sort("date_added", ASCENDING).limit(query.limit + 1))
-        records = [_stored_version(doc) for doc in found]
-        return Page(records=records[: query.limit], more=len(records) > query.limit)
+        return (self._db().objects.find(_object_filter(query), projection)
+                .hint(_index_for(query)).sort("date_added", ASCENDING).limit(query.limit + 1))
 
     def object_exists(self, collection_id: str, object_id: str) -> bool:
         found = self._db().objects.find({"collection_id": collection_id, "object_id": object_id},
