@@ -106,21 +106,20 @@ class MongoStore(Store):
 
     def __init__(self, make_client: Callable[[], Any], database_name: str, transactions: bool = True):
         self._make_client, self._database_name, self._transactions = make_client, database_name, transactions
-        self._local = threading.local()
         self._client_lock = threading.Lock()
         self._clients: dict[int, Any] = {}
+        if transactions:
+            self.require_transactions()
         self.create_indexes()
 
     @classmethod
-    def connect(cls, url: str) -> "MongoStore":
+    def connect(cls, url: str) -> MongoStore:
         """Open the store at `url`, or raise StorageError saying why not."""
         database = urlsplit(url).path.lstrip("/") or DEFAULT_DATABASE
         try:
-            store = cls(lambda: MongoClient(url, appname="taxii-server"), database)
-            store.require_transactions()
+            return cls(lambda: MongoClient(url, appname="taxii-server"), database)
         except PyMongoError as exc:
             raise StorageError(f"cannot use MongoDB at {redacted(url)}: {exc}") from None
-        return store
 
     # -- connections -----------------------------------------------------------
     def _client(self):
