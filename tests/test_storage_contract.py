@@ -21,18 +21,8 @@ from backends import BACKENDS, discard, require_shared_store
 from conftest import indicator
 
 from taxii_server.storage import open_store
-from taxii_server.storage.base import (
-    AddOutcome,
-    ApiKeyRecord,
-    AuditEvent,
-    ClientCertRecord,
-    NewVersion,
-    ObjectQuery,
-    Page,
-    Store,
-    StoreConflict,
-    VersionFilter,
-)
+from taxii_server.storage.base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion,
+                                       ObjectQuery, Page, Store, StoreConflict, VersionFilter)
 from taxii_server.timestamps import format_timestamp, parse_timestamp
 from taxii_server.validation import check_object
 

@@ -54,21 +54,8 @@ from pymongo.write_concern import WriteConcern
 
 from ..timestamps import now_micros
 from . import StorageError, redacted
-from .base import (
-    AddOutcome,
-    ApiKeyRecord,
-    AuditEvent,
-    ClientCertRecord,
-    NewVersion,
-    ObjectQuery,
-    Page,
-    StatusMaker,
-    StatusRecord,
-    Store,
-    StoredVersion,
-    VersionFilter,
-    VersionRecord,
-)
+from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page, StatusMaker,
+                   StatusRecord, Store, StoredVersion, VersionFilter, VersionRecord)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 T = TypeVar("T")

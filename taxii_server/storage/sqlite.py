@@ -16,21 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..timestamps import now_micros
-from .base import (
-    AddOutcome,
-    ApiKeyRecord,
-    AuditEvent,
-    ClientCertRecord,
-    NewVersion,
-    ObjectQuery,
-    Page,
-    StatusMaker,
-    StatusRecord,
-    Store,
-    StoredVersion,
-    VersionFilter,
-    VersionRecord,
-)
+from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page, StatusMaker,
+                   StatusRecord, Store, StoredVersion, VersionFilter, VersionRecord)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 SCHEMA = """
