@@ -310,8 +310,10 @@ class MongoStore(Store):
     # -- rate limits ---------------------------------------------------------------
     def count_request(self, bucket: str, window: int) -> int:
         counters = self._db(CHEAP).rate_counters
-        counter = counters.find_one_and_update({"bucket": bucket, "window": window}, {"$inc": {"count": 1}},
-                                               upsert=True, return_document=ReturnDocument.AFTER)
+        try:
+            counter = _count_one(counters, bucket, window)
+        except DuplicateKeyError:  # two requests created the window's counter at once; it exists now
+            counter = _count_one(counters, bucket, window)
         if counter["count"] == 1:  # a new window: the bucket's older ones are of no further use
             counters.delete_many({"bucket": bucket, "window": {"$lt": window}})
         return counter["count"]
@@ -456,6 +458,11 @@ def _cert_document(record: ClientCertRecord) -> dict:
 def _cert_record(doc: dict) -> ClientCertRecord:
     fields = dict(doc)
     return ClientCertRecord(fingerprint=fields.pop("_id"), **fields)
+
+
+def _count_one(counters, bucket: str, window: int) -> dict:
+    return counters.find_one_and_update({"bucket": bucket, "window": window}, {"$inc": {"count": 1}},
+                                        upsert=True, return_document=ReturnDocument.AFTER)
 
 
 def _set_once(collection, document_id: str, field: str, value: int) -> bool:
