@@ -43,6 +43,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -87,6 +88,15 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
 _UNTRANSACTED_WRITES = threading.RLock()
 
 
+@dataclass(frozen=True)
+class _Handles:
+    """One process's client, and its database as seen with each write concern."""
+
+    client: Any
+    durable: Database
+    cheap: Database
+
+
 class MongoStore(Store):
     """`connect` is how a deployment opens one; the constructor takes any
     pymongo-compatible client factory so that tests can hand it mongomock."""
@@ -94,7 +104,7 @@ class MongoStore(Store):
     def __init__(self, make_client: Callable[[], Any], database_name: str, transactions: bool = True):
         self._make_client, self._database_name, self._transactions = make_client, database_name, transactions
         self._client_lock = threading.Lock()
-        self._clients: dict[int, Any] = {}
+        self._by_process: dict[int, _Handles] = {}
         if transactions:
             self.require_transactions()
         self.create_indexes()
@@ -109,18 +119,28 @@ class MongoStore(Store):
             raise StorageError(f"cannot use MongoDB at {redacted(url)}: {exc}") from None
 
     # -- connections -----------------------------------------------------------
-    def _client(self):
+    def _handles(self) -> _Handles:
         # pymongo clients must not cross a fork: gunicorn workers each open their own.
         pid = os.getpid()
         with self._client_lock:
-            client = self._clients.get(pid)
-            if client is None:
-                client = self._clients[pid] = self._make_client()
-        return client
+            handles = self._by_process.get(pid)
+            if handles is None:
+                client = self._make_client()
+                handles = self._by_process[pid] = _Handles(client, self._database(client, DURABLE),
+                                                           self._database(client, CHEAP))
+        return handles
 
-    def _db(self, write_concern: WriteConcern = DURABLE) -> Database:
+    def _database(self, client, write_concern: WriteConcern) -> Database:
         """The database with the consistency settings of the module docstring."""
-        return self._client().get_database(self._database_name, write_concern=write_concern, read_concern=COMMITTED)
+        return client.get_database(self._database_name, write_concern=write_concern, read_concern=COMMITTED)
+
+    def _client(self):
+        return self._handles().client
+
+    def _db(self, cheap: bool = False) -> Database:
+        """The database for data that must survive a failover, or (`cheap`) for counters that need not."""
+        handles = self._handles()
+        return handles.cheap if cheap else handles.durable
 
     def require_transactions(self) -> None:
         hello = self._client().admin.command("hello")
@@ -151,9 +171,9 @@ class MongoStore(Store):
 
     def close(self) -> None:
         with self._client_lock:
-            client = self._clients.pop(os.getpid(), None)
-        if client is not None:
-            client.close()
+            handles = self._by_process.pop(os.getpid(), None)
+        if handles is not None:
+            handles.client.close()
 
     # -- objects -----------------------------------------------------------------
     def add_versions(self, collection_id: str, versions: list[NewVersion],
@@ -207,8 +227,9 @@ class MongoStore(Store):
             return
         db.objects.insert_many([_object_document(collection_id, row.record, row.is_first, row.is_last)
                                 for row in plan.rows], session=session)
+        # The clock document exists: `_take_clock` made it, earlier in this same write.
         db.collection_clocks.update_one({"_id": collection_id}, {"$max": {"last_date_added": plan.clock}},
-                                        upsert=True, session=session)
+                                        session=session)
 
     def query(self, query: ObjectQuery) -> Page:
         records = [_stored_version(doc) for doc in self.page_cursor(query)]
@@ -274,9 +295,7 @@ class MongoStore(Store):
         return _key_record(doc) if doc else None
 
     def list_keys(self, operator_id: str | None = None) -> list[ApiKeyRecord]:
-        match = {} if operator_id is None else {"operator_id": operator_id}
-        found = self._db().api_keys.find(match).sort([("operator_id", ASCENDING), ("created", ASCENDING)])
-        return [_key_record(doc) for doc in found]
+        return [_key_record(doc) for doc in _by_operator(self._db().api_keys, operator_id)]
 
     def revoke_key(self, key_id: str, at: int) -> bool:
         return _set_once(self._db().api_keys, key_id, "revoked", at)
@@ -285,7 +304,7 @@ class MongoStore(Store):
         return self._db().api_keys.update_one({"_id": key_id}, {"$set": {"expires": expires}}).matched_count == 1
 
     def touch_key(self, key_id: str, at: int) -> None:
-        self._db(CHEAP).api_keys.update_one({"_id": key_id}, {"$set": {"last_used": at}})
+        self._db(cheap=True).api_keys.update_one({"_id": key_id}, {"$set": {"last_used": at}})
 
     # -- client certificates -----------------------------------------------------
     def add_client_cert(self, record: ClientCertRecord) -> bool:
@@ -300,16 +319,14 @@ class MongoStore(Store):
         return _cert_record(doc) if doc else None
 
     def list_client_certs(self, operator_id: str | None = None) -> list[ClientCertRecord]:
-        match = {} if operator_id is None else {"operator_id": operator_id}
-        found = self._db().client_certs.find(match).sort([("operator_id", ASCENDING), ("created", ASCENDING)])
-        return [_cert_record(doc) for doc in found]
+        return [_cert_record(doc) for doc in _by_operator(self._db().client_certs, operator_id)]
 
     def revoke_client_cert(self, fingerprint: str, at: int) -> bool:
         return _set_once(self._db().client_certs, fingerprint, "revoked", at)
 
     # -- rate limits ---------------------------------------------------------------
     def count_request(self, bucket: str, window: int) -> int:
-        counters = self._db(CHEAP).rate_counters
+        counters = self._db(cheap=True).rate_counters
         try:
             counter = _count_one(counters, bucket, window)
         except DuplicateKeyError:  # two requests created the window's counter at once; it exists now
@@ -458,6 +475,12 @@ def _cert_document(record: ClientCertRecord) -> dict:
 def _cert_record(doc: dict) -> ClientCertRecord:
     fields = dict(doc)
     return ClientCertRecord(fingerprint=fields.pop("_id"), **fields)
+
+
+def _by_operator(collection, operator_id: str | None):
+    """Every document, or one operator's, in the order of the by_operator index."""
+    match = {} if operator_id is None else {"operator_id": operator_id}
+    return collection.find(match).sort([("operator_id", ASCENDING), ("created", ASCENDING)])
 
 
 def _count_one(counters, bucket: str, window: int) -> dict:

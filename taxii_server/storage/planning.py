@@ -40,6 +40,8 @@ class PlannedRow:
 @dataclass
 class WritePlan:
     outcomes: list[AddOutcome] = field(default_factory=list)
+    # The versions to store, in date_added order; `_settle_first_and_last` turns them into rows.
+    records: list[VersionRecord] = field(default_factory=list)
     rows: list[PlannedRow] = field(default_factory=list)
     # Objects whose held first (or last) version gives that place up to a new row.
     demote_first: list[str] = field(default_factory=list)
@@ -68,7 +70,7 @@ def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVers
         added.setdefault(new.object_id, []).append(_held(record))
         plan.outcomes.append(AddOutcome(new.object_id, version, stored=True))
         plan.clock = date_added
-        plan.rows.append(PlannedRow(record, False, False))
+        plan.records.append(record)
     _settle_first_and_last(plan, held)
     return plan
 
@@ -94,8 +96,8 @@ def plan_import(collection_id: str, records: Iterable[VersionRecord], held: dict
             raise StoreConflict(f"collection {collection_id}: {record.object_id} version {record.version} would be"
                                 " stored behind versions already held; copy into a new store")
         added.setdefault(record.object_id, []).append(_held(record))
-        plan.clock = max(plan.clock, record.date_added)
-        plan.rows.append(PlannedRow(record, False, False))
+        plan.clock = record.date_added  # later than everything before it, as checked above
+        plan.records.append(record)
     _settle_first_and_last(plan, held)
     return plan
 
@@ -105,10 +107,11 @@ def _held(record: VersionRecord) -> HeldVersion:
 
 
 def _settle_first_and_last(plan: WritePlan, held: dict[str, list[HeldVersion]]) -> None:
-    """Flag each new row first and/or last of its object, and note which held versions lose those places."""
+    """Make each new record a row flagged first and/or last of its object, and note which held
+    versions lose those places."""
     new_keys: dict[str, list[int]] = {}
-    for row in plan.rows:
-        new_keys.setdefault(row.record.object_id, []).append(row.record.version_key)
+    for record in plan.records:
+        new_keys.setdefault(record.object_id, []).append(record.version_key)
     bounds = {}
     for object_id, keys in new_keys.items():
         held_keys = [h.version_key for h in held.get(object_id, ())]
@@ -118,5 +121,5 @@ def _settle_first_and_last(plan: WritePlan, held: dict[str, list[HeldVersion]]) 
             plan.demote_first.append(object_id)
         if held_keys and last not in held_keys:
             plan.demote_last.append(object_id)
-    plan.rows = [PlannedRow(row.record, row.record.version_key == bounds[row.record.object_id][0],
-                            row.record.version_key == bounds[row.record.object_id][1]) for row in plan.rows]
+    plan.rows = [PlannedRow(record, record.version_key == bounds[record.object_id][0],
+                            record.version_key == bounds[record.object_id][1]) for record in plan.records]

@@ -13,6 +13,7 @@ import os
 import sqlite3
 import threading
 from contextlib import contextmanager
+from dataclasses import astuple
 from pathlib import Path
 
 from ..timestamps import now_micros
@@ -255,12 +256,7 @@ class SQLiteStore(Store):
     # -- keys --------------------------------------------------------------------
     def add_key(self, record: ApiKeyRecord) -> None:
         with self._write() as db:
-            db.execute(
-                "INSERT INTO api_keys (key_id, operator_id, secret_hash, created, expires, revoked, last_used, label)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.key_id, record.operator_id, record.secret_hash, record.created, record.expires,
-                 record.revoked, record.last_used, record.label),
-            )
+            db.execute(f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", astuple(record))
 
     def get_key(self, key_id: str) -> ApiKeyRecord | None:
         row = self._connection().execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
@@ -290,11 +286,8 @@ class SQLiteStore(Store):
     # -- client certificates -----------------------------------------------------
     def add_client_cert(self, record: ClientCertRecord) -> bool:
         with self._write() as db:
-            return db.execute(
-                f"INSERT INTO client_certs ({_CLIENT_CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (fingerprint) DO NOTHING",
-                (record.fingerprint, record.operator_id, record.subject, record.created, record.expires,
-                 record.revoked, record.label)).rowcount == 1
+            return db.execute(f"INSERT INTO client_certs ({_CLIENT_CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                              " ON CONFLICT (fingerprint) DO NOTHING", astuple(record)).rowcount == 1
 
     def find_client_cert(self, fingerprint: str) -> ClientCertRecord | None:
         row = self._connection().execute(
@@ -347,7 +340,6 @@ class SQLiteStore(Store):
             (*params, limit)).fetchall()
         return [AuditEvent(*row) for row in rows]
 
-
     # -- copying a whole store ---------------------------------------------------
     def collection_ids(self) -> list[str]:
         rows = self._connection().execute("SELECT collection_id FROM collection_clock ORDER BY collection_id")
@@ -380,14 +372,12 @@ class SQLiteStore(Store):
     def put_key(self, record: ApiKeyRecord) -> None:
         with self._write() as db:
             db.execute(f"INSERT OR REPLACE INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (record.key_id, record.operator_id, record.secret_hash, record.created, record.expires,
-                        record.revoked, record.last_used, record.label))
+                       astuple(record))
 
     def put_client_cert(self, record: ClientCertRecord) -> None:
         with self._write() as db:
             db.execute(f"INSERT OR REPLACE INTO client_certs ({_CLIENT_CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (record.fingerprint, record.operator_id, record.subject, record.created, record.expires,
-                        record.revoked, record.label))
+                       astuple(record))
 
 
 _AUDIT_COLUMNS = "at, method, path, status, client, operator_id, key_id, collection_id, objects"
