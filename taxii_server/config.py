@@ -22,6 +22,7 @@ import yaml
 from .storage import sqlite_path
 
 DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+DEFAULT_MAX_PAGE_BYTES = 10 * 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -65,6 +66,19 @@ class MutualTLS:
 
 
 @dataclass(frozen=True)
+class WorkLimits:
+    """Bounds on the work, memory and storage one request can cause (README, Security)."""
+
+    max_objects_per_envelope: int = 10_000
+    max_pattern_length: int = 16_384       # characters
+    max_pattern_operators: int = 150       # AND, OR, FOLLOWEDBY
+    max_pattern_nesting: int = 20          # ( and [ inside one another
+    validation_seconds: float = 10.0       # CPU seconds of validation per POST
+    max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
+    status_retention_seconds: int = 7 * 86_400
+
+
+@dataclass(frozen=True)
 class Settings:
     title: str
     storage_url: str
@@ -82,6 +96,7 @@ class Settings:
     mtls: MutualTLS | None = None
     # Requests one API key may make per minute; None means no limit.
     requests_per_minute: int | None = None
+    work: WorkLimits = field(default_factory=WorkLimits)
     source: Path | None = field(default=None, compare=False)
 
     def collection(self, id_or_alias: str) -> Collection | None:
@@ -130,7 +145,22 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         max_limit=max_limit,
         mtls=_mutual_tls(raw.get("mtls"), path),
         requests_per_minute=raw.get("rate_limit", {}).get("requests_per_minute"),
+        work=_work_limits(raw),
         source=path,
+    )
+
+
+def _work_limits(raw: dict) -> WorkLimits:
+    api_root, validation = raw["api_root"], raw.get("validation", {})
+    defaults = WorkLimits()
+    return WorkLimits(
+        max_objects_per_envelope=api_root.get("max_objects_per_envelope", defaults.max_objects_per_envelope),
+        max_pattern_length=validation.get("max_pattern_length", defaults.max_pattern_length),
+        max_pattern_operators=validation.get("max_pattern_operators", defaults.max_pattern_operators),
+        max_pattern_nesting=validation.get("max_pattern_nesting", defaults.max_pattern_nesting),
+        validation_seconds=validation.get("seconds_per_request", defaults.validation_seconds),
+        max_page_bytes=raw.get("paging", {}).get("max_page_bytes", defaults.max_page_bytes),
+        status_retention_seconds=int(raw.get("statuses", {}).get("retention_hours", 168) * 3600),
     )
 
 

@@ -14,6 +14,7 @@ stix2: the verdicts are stix2's either way.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from stix2.registry import class_for_type
 from stix2.v21 import Bundle
 
 from . import fast_validation
+from .bounded_work import ValidationClock, pattern_problem
+from .config import WorkLimits
 from .errors import unprocessable
 from .json_types import json_type_problem
 from .storage.base import NewVersion
@@ -56,7 +59,52 @@ def objects_from_body(body: bytes) -> list[dict]:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("type"), str):
             raise unprocessable(f"objects[{index}] is not a STIX object with string 'type' and 'id' properties; "
                                 "nothing from this request was stored.")
-    return objects
+    return _with_exact_wide_integers(body, objects)
+
+
+# An integer of fewer digits fits in 64 bits; orjson reads wider ones as floats.
+_LONG_DIGIT_RUN = re.compile(rb"[0-9]{19,}")
+_INT64_MIN, _UINT64_MAX = -(2 ** 63), 2 ** 64 - 1
+
+
+def _with_exact_wide_integers(body: bytes, objects: list[dict]) -> list[dict]:
+    """`objects`, where each object holding an integer wider than 64 bits is
+    replaced by a copy holding it exactly, so that it is refused rather than
+    stored as a float that compares equal to other integers. The body is read
+    again (by the standard library, which keeps integers exact) only when it
+    has a run of digits that long somewhere."""
+    if not _LONG_DIGIT_RUN.search(body):
+        return objects
+    try:
+        exact = json.loads(body)["objects"]
+    except RecursionError:
+        raise unprocessable("The body is nested too deeply.") from None
+    return [precise if _has_wide_integer(precise) else item for item, precise in zip(objects, exact)]
+
+
+def _has_wide_integer(value) -> bool:
+    pending = [value]
+    while pending:
+        value = pending.pop()
+        if type(value) is int and not _INT64_MIN <= value <= _UINT64_MAX:
+            return True
+        if type(value) is dict:
+            pending.extend(value.values())
+        elif type(value) is list:
+            pending.extend(value)
+    return False
+
+
+def check_objects(items: list[dict], limits: WorkLimits) -> list[NewVersion | Rejected]:
+    """Validate a request's objects within its work limits (bounded_work.py):
+    each pattern measured before it is parsed, and none validated once the
+    request's validation time is spent."""
+    clock = ValidationClock(limits.validation_seconds)
+    checked: list[NewVersion | Rejected] = []
+    for item in items:
+        problem = clock.refusal() if clock.spent() else pattern_problem(item, limits)
+        checked.append(Rejected(item["id"], _claimed_version(item), problem) if problem else check_object(item))
+    return checked
 
 
 def check_object(item: dict, fast: bool = True) -> NewVersion | Rejected:
@@ -68,7 +116,12 @@ def check_object(item: dict, fast: bool = True) -> NewVersion | Rejected:
         # Stored with sorted keys: one serialisation serves as both the body and the
         # canonical form whose hash recognises an exact duplicate whatever its key order.
         canonical = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError as exc:  # orjson reads 1024 levels of nesting but writes only 254
+    except orjson.JSONEncodeError as exc:
+        if _has_wide_integer(item):
+            return Rejected(item["id"], _claimed_version(item),
+                            "The object holds an integer outside the 64-bit range (-2^63 to 2^64-1), which this "
+                            "server cannot store exactly; send it as a string.")
+        # orjson reads 1024 levels of nesting but writes only 254
         return Rejected(item["id"], _claimed_version(item), f"The object is nested too deeply to store: {exc}.")
     version = item.get("modified") or item.get("created")
     return NewVersion(

@@ -6,13 +6,14 @@ import orjson
 from flask import Blueprint, request
 from werkzeug.wsgi import get_input_stream
 
-from .. import audit
+from .. import audit, retention
 from ..app import app_services
+from ..bounded_work import envelope_size_problem, one_post_at_a_time
 from ..errors import TaxiiError, forbidden, not_found
 from ..media import content_type_is_taxii
 from ..storage.base import AddOutcome, NewVersion, StatusRecord, VersionFilter
 from ..timestamps import format_timestamp, now_micros
-from ..validation import Rejected, check_object, objects_from_body
+from ..validation import Rejected, check_objects, objects_from_body
 from .common import (caller, date_added_headers, page_request, paged_listing, readable_collection, taxii_response,
                      visible_collection)
 
@@ -63,10 +64,19 @@ def add_objects(collection_id: str):
         raise TaxiiError(415, "Unsupported media type",
                          "Send the envelope as Content-Type: application/taxii+json;version=2.1.")
     received = now_micros()
-    checked = [check_object(item) for item in objects_from_body(_read_body())]
-    report = StatusReport(received, caller().operator.id, checked)
-    accepted = [item for item in checked if not isinstance(item, Rejected)]
-    app_services().store.add_versions(collection.id, accepted, status_for=report)
+    services = app_services()
+    limits = services.settings.work
+    items = objects_from_body(_read_body())
+    too_many = envelope_size_problem(len(items), limits)
+    if too_many:
+        raise too_many
+    with one_post_at_a_time(caller().operator.id):
+        checked = check_objects(items, limits)
+        del items  # the parsed request is no longer needed; only the checked versions are
+        report = StatusReport(received, caller().operator.id, checked)
+        accepted = [item for item in checked if not isinstance(item, Rejected)]
+        services.store.add_versions(collection.id, accepted, status_for=report)
+    retention.purge_expired_statuses(services.store, limits.status_retention_seconds)
     audit.note_objects(report.success_count)
     return taxii_response(report.record.body, status=202)
 
@@ -122,12 +132,24 @@ class StatusReport:
         successes, failures = [], []
         for item in self.checked:
             if isinstance(item, Rejected):
-                failures.append({"id": item.object_id, "version": item.version, "message": item.message})
+                failures.append({"id": _bounded(item.object_id, MAX_ID_CHARS),
+                                 "version": _bounded(item.version, MAX_VERSION_CHARS),
+                                 "message": _bounded(item.message, MAX_MESSAGE_CHARS)})
                 continue
             outcome = next(outcomes)
             detail = {"id": outcome.object_id, "version": outcome.version}
             if outcome.conflict:
-                failures.append({**detail, "message": outcome.conflict})
+                failures.append({**detail, "message": _bounded(outcome.conflict, MAX_MESSAGE_CHARS)})
             else:
                 successes.append(detail if outcome.stored else {**detail, "message": "already stored (exact duplicate)"})
         return successes, failures
+
+
+# A status keeps at most this much of what a refused object claimed and of the
+# reason, so that its size is bounded by the number of objects in the request:
+# a valid id has at most 288 characters and a timestamp 30 or so.
+MAX_ID_CHARS, MAX_VERSION_CHARS, MAX_MESSAGE_CHARS = 300, 64, 300
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"

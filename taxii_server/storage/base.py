@@ -203,6 +203,10 @@ class Store(abc.ABC):
     def load_status(self, status_id: str) -> tuple[str, bytes] | None:
         """(owner, body) or None."""
 
+    @abc.abstractmethod
+    def purge_statuses(self, created_before: int) -> int:
+        """Delete the statuses created before `created_before`; return how many."""
+
     # -- API keys ------------------------------------------------------------
     @abc.abstractmethod
     def add_key(self, record: ApiKeyRecord) -> None: ...

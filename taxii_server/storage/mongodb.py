@@ -74,6 +74,7 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
         ("by_id", [("collection_id", ASCENDING), ("object_id", ASCENDING), ("version_key", ASCENDING)],
          {"unique": True}),
     ],
+    "statuses": [("by_created", [("created", ASCENDING)], {})],
     "api_keys": [("by_operator", [("operator_id", ASCENDING), ("created", ASCENDING)], {})],
     "client_certs": [("by_operator", [("operator_id", ASCENDING), ("created", ASCENDING)], {})],
     "rate_counters": [("by_window", [("bucket", ASCENDING), ("window", ASCENDING)], {"unique": True})],
@@ -285,6 +286,9 @@ class MongoStore(Store):
     def load_status(self, status_id: str) -> tuple[str, bytes] | None:
         doc = self._db().statuses.find_one({"_id": status_id})
         return (doc["owner"], bytes(doc["body"])) if doc else None
+
+    def purge_statuses(self, created_before: int) -> int:
+        return self._db().statuses.delete_many({"created": {"$lt": created_before}}).deleted_count
 
     # -- keys --------------------------------------------------------------------
     def add_key(self, record: ApiKeyRecord) -> None:

@@ -55,6 +55,8 @@ CREATE TABLE IF NOT EXISTS statuses (
     created INTEGER NOT NULL,
     body    BLOB NOT NULL
 );
+-- Serves the purge of expired statuses.
+CREATE INDEX IF NOT EXISTS statuses_by_created ON statuses (created);
 
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id      TEXT PRIMARY KEY,
@@ -252,6 +254,10 @@ class SQLiteStore(Store):
     def load_status(self, status_id: str) -> tuple[str, bytes] | None:
         row = self._connection().execute("SELECT owner, body FROM statuses WHERE id = ?", (status_id,)).fetchone()
         return (row[0], bytes(row[1])) if row else None
+
+    def purge_statuses(self, created_before: int) -> int:
+        with self._write() as db:
+            return db.execute("DELETE FROM statuses WHERE created < ?", (created_before,)).rowcount
 
     # -- keys --------------------------------------------------------------------
     def add_key(self, record: ApiKeyRecord) -> None:
