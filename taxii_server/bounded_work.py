@@ -35,7 +35,7 @@ from .errors import TaxiiError
 from .pattern_checker import _TOKEN
 
 _OPERATORS = frozenset({"AND", "OR", "FOLLOWEDBY"})
-_OPENING, _CLOSING = frozenset("(["), frozenset(")]")
+_OPENING, _CLOSING = "(", ")"
 
 
 def envelope_size_problem(count: int, limits: WorkLimits) -> TaxiiError | None:
@@ -61,10 +61,10 @@ def pattern_problem(item: dict, limits: WorkLimits) -> str | None:
     # The tokens of the STIX pattern grammar: string literals are one token
     # each, so an AND or a bracket inside quotes is not counted.
     for token in _TOKEN.findall(pattern):
-        if token in _OPENING:
+        if token == _OPENING:
             depth += 1
             deepest = max(deepest, depth)
-        elif token in _CLOSING:
+        elif token == _CLOSING:
             depth -= 1
         elif token in _OPERATORS:
             operators += 1
@@ -72,7 +72,7 @@ def pattern_problem(item: dict, limits: WorkLimits) -> str | None:
         return (f"pattern has {operators} AND, OR and FOLLOWEDBY operators; this server accepts at most "
                 f"{limits.max_pattern_operators}. Split the indicator.")
     if deepest > limits.max_pattern_nesting:
-        return (f"pattern nests parentheses and brackets {deepest} deep; this server accepts at most "
+        return (f"pattern nests parentheses {deepest} deep; this server accepts at most "
                 f"{limits.max_pattern_nesting}.")
     return None
 

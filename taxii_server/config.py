@@ -72,7 +72,7 @@ class WorkLimits:
     max_objects_per_envelope: int = 10_000
     max_pattern_length: int = 16_384       # characters
     max_pattern_operators: int = 150       # AND, OR, FOLLOWEDBY
-    max_pattern_nesting: int = 20          # ( and [ inside one another
+    max_pattern_nesting: int = 20          # parentheses inside one another
     validation_seconds: float = 10.0       # CPU seconds of validation per POST
     max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
     status_retention_seconds: int = 7 * 86_400
