@@ -8,6 +8,7 @@ import ssl
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
+from .connections import ReadsHeadsInTheEventLoop, TaxiiErrorPages
 from .mtls import ENVIRON_KEY as CLIENT_CERT_ENVIRON_KEY
 from .tls import TLSFiles
 
@@ -16,11 +17,15 @@ ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 WORKER_CLASS = "taxii_server.server.ClientCertificateWorker"
 
 
-class ClientCertificateWorker(ThreadWorker):
+class ClientCertificateWorker(TaxiiErrorPages, ReadsHeadsInTheEventLoop, ThreadWorker):
     """gunicorn's gthread worker, which also hands the application the client
     certificate verified during the TLS handshake: PEM, in the WSGI environ
     under SSL_CLIENT_CERT (see mtls.py). Plain HTTP requests, and TLS clients
-    that sent no certificate, never have that key."""
+    that sent no certificate, never have that key.
+
+    It reads request heads (and TLS handshakes) in its event loop, so slow
+    clients hold no thread, and answers gunicorn's own errors in TAXII form
+    (connections.py)."""
 
     def load_wsgi(self):
         super().load_wsgi()
