@@ -102,7 +102,8 @@ def _value_check(prop: P.Property) -> Check | None:
         fixed = prop._fixed_value
         return lambda value: type(value) is str and value == fixed
     if kind is P.IDProperty:
-        return re.compile(re.escape(prop.required_prefix) + _UUID).fullmatch
+        identifier = re.compile(re.escape(prop.required_prefix) + _UUID)
+        return lambda value: type(value) is str and identifier.fullmatch(value) is not None
     if kind is P.ReferenceProperty:
         return _reference_check(prop)
     if kind is P.TimestampProperty:
@@ -263,6 +264,15 @@ def _malware_analysis_ok(values: dict, present: set) -> bool:
     return "result" in present or "analysis_sco_refs" in present
 
 
+_relationship_period = _in_order("start_time", "stop_time", strictly=True)
+
+
+def _relationship_ok(values: dict, present: set) -> bool:
+    # stix2's Relationship takes relationship_type as a positional argument and
+    # drops a falsy one, so "" counts as missing there.
+    return values["relationship_type"] != "" and _relationship_period(values, present)
+
+
 def _observed_data_ok(values: dict, present: set) -> bool:
     return "object_refs" in present  # one of objects (left to stix2) and object_refs
 
@@ -292,7 +302,7 @@ _COVERED = {
     sdo.ThreatActor: _in_order("first_seen", "last_seen"),
     sdo.Tool: None,
     sdo.Vulnerability: None,
-    sro.Relationship: _in_order("start_time", "stop_time", strictly=True),
+    sro.Relationship: _relationship_ok,
     sro.Sighting: _in_order("first_seen", "last_seen"),
 }
 
