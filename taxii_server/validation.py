@@ -23,6 +23,8 @@ import stix2
 from stix2.base import _Observable
 from stix2.registry import class_for_type
 from stix2.v21 import Bundle
+from stix2.v21.observables import File
+from stix2.v21.sdo import Grouping
 
 from . import fast_validation
 from .bounded_work import ValidationClock, pattern_problem
@@ -183,19 +185,50 @@ def _custom_object_problem(item: dict) -> str | None:
         return f"id {item['id']!r} must be '{kind}--' followed by a UUID."
     if item.get("spec_version") is None:
         return f"spec_version is required on a custom {kind} object and must be '2.1'."
+    return _common_properties_problem(item)
+
+
+# The properties STIX 2.1 gives every object (§3.2), as stix2 defines them: an
+# SDO's, and `defanged` from the observables. Custom types get no stix2 class of
+# their own, so these are what hold them to the specification (`created` and
+# `modified` are held to the stricter _timestamp_problem, as on every type).
+_COMMON_PROPERTIES = {
+    **{name: prop for name, prop in Grouping._properties.items()
+       if name in ("created_by_ref", "revoked", "labels", "confidence", "lang",
+                   "external_references", "object_marking_refs", "granular_markings", "extensions")},
+    "defanged": File._properties["defanged"],
+}
+
+
+def _common_properties_problem(item: dict) -> str | None:
+    problem = json_type_problem(item, _COMMON_PROPERTIES)
+    if problem:
+        return problem
+    for name, prop in _COMMON_PROPERTIES.items():
+        if name in item:
+            try:
+                prop.clean(item[name], True)
+            except Exception as exc:  # stix2 raises many types; each is a reason to reject the object
+                return f"Invalid value for the common property {name!r}: {exc}"
     return None
+
+
+# STIX 2.1 §3.2: YYYY-MM-DDTHH:mm:ss[.s+]Z, in UTC with "Z"; stix2 reads at most six fraction digits.
+_STIX_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z")
 
 
 def _timestamp_problem(item: dict) -> str | None:
     stamps = {}
     for name in ("created", "modified"):
         if name in item:
+            text = item[name]
             try:
-                stamps[name] = parse_timestamp(item[name]) if isinstance(item[name], str) else None
+                stamps[name] = parse_timestamp(text) if type(text) is str and _STIX_TIMESTAMP.fullmatch(text) else None
             except TimestampError:
                 stamps[name] = None
             if stamps[name] is None:
-                return f"{name} must be a timestamp such as 2026-01-31T12:00:00.000Z."
+                return (f"{name} must be a STIX timestamp in UTC such as 2026-01-31T12:00:00.000Z: upper-case T "
+                        "and Z, no offset, at most six digits after the second.")
     if "created" in stamps and "modified" in stamps and stamps["modified"] < stamps["created"]:
         return "modified must not be earlier than created."
     return None
