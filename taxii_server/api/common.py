@@ -3,6 +3,8 @@ rights, and responses in the TAXII media type."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 from flask import Response, g, request
 
@@ -16,6 +18,9 @@ from ..policy import Access, access
 from ..query import PageRequest, parse_filters
 from ..storage.base import Page, StoredVersion, VersionFilter
 from ..timestamps import format_timestamp
+
+ENVELOPE_ALLOWANCE = 1024  # bytes of a page that are not objects, at most
+
 
 def caller() -> Principal:
     return g.principal
@@ -92,7 +97,10 @@ def page_request(endpoint: str, collection: Collection, object_id: str | None = 
                  default_versions: VersionFilter | None = None) -> PageRequest:
     """The request's filters, validated for `endpoint` and bound to the caller."""
     services = app_services()
-    return parse_filters(endpoint, request.args, collection_id=collection.id, object_id=object_id,
-                         caller=caller().operator.id, default_limit=services.settings.default_limit,
-                         max_limit=services.settings.max_limit, signer=services.cursors,
-                         default_versions=default_versions)
+    wanted = parse_filters(endpoint, request.args, collection_id=collection.id, object_id=object_id,
+                           caller=caller().operator.id, default_limit=services.settings.default_limit,
+                           max_limit=services.settings.max_limit, signer=services.cursors,
+                           default_versions=default_versions)
+    # Room for the envelope around the objects: "more", "next" and the brackets.
+    max_bytes = services.settings.work.max_page_bytes - ENVELOPE_ALLOWANCE
+    return replace(wanted, query=replace(wanted.query, max_bytes=max_bytes))

@@ -8,7 +8,7 @@ formats: timestamps are integer microseconds, bodies are JSON bytes.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 
@@ -50,6 +50,8 @@ class ObjectQuery:
     added_after: int | None = None
     after_position: int | None = None
     with_body: bool = True
+    # The page ends before its bodies would pass this many bytes; a larger body comes alone.
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,22 @@ class StoredVersion:
 class Page:
     records: list[StoredVersion]
     more: bool
+
+
+def take_page(records: Iterable[StoredVersion], query: ObjectQuery) -> Page:
+    """The page `query` asks for, from the matching records in `date_added`
+    order (read lazily: reading stops at the first record left out)."""
+    taken: list[StoredVersion] = []
+    size = 0
+    for record in records:
+        if len(taken) == query.limit:
+            return Page(taken, more=True)
+        if query.max_bytes is not None and record.body is not None:
+            size += len(record.body) + 1  # and a comma
+            if taken and size > query.max_bytes:
+                return Page(taken, more=True)
+        taken.append(record)
+    return Page(taken, more=False)
 
 
 @dataclass(frozen=True)

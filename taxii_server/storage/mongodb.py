@@ -56,7 +56,7 @@ from pymongo.write_concern import WriteConcern
 from ..timestamps import now_micros
 from . import StorageError, redacted
 from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page, StatusMaker,
-                   StatusRecord, Store, StoredVersion, VersionFilter, VersionRecord)
+                   StatusRecord, Store, StoredVersion, VersionFilter, VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 T = TypeVar("T")
@@ -233,8 +233,7 @@ class MongoStore(Store):
                                         session=session)
 
     def query(self, query: ObjectQuery) -> Page:
-        records = [_stored_version(doc) for doc in self.page_cursor(query)]
-        return Page(records=records[: query.limit], more=len(records) > query.limit)
+        return take_page((_stored_version(doc) for doc in self.page_cursor(query)), query)
 
     def page_cursor(self, query: ObjectQuery):
         """The one `find` that reads a page (one record more than the limit, to tell

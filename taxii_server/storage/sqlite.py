@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..timestamps import now_micros
 from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page, StatusMaker,
-                   StatusRecord, Store, StoredVersion, VersionFilter, VersionRecord)
+                   StatusRecord, Store, StoredVersion, VersionFilter, VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 SCHEMA = """
@@ -205,10 +205,8 @@ class SQLiteStore(Store):
         columns = _COLUMNS + (", body" if query.with_body else "")
         where, params = _where(query)
         sql = f"SELECT {columns} FROM {_source(query)} WHERE {where} ORDER BY date_added LIMIT ?"
-        rows = self._connection().execute(sql, (*params, query.limit + 1)).fetchall()
-        more = len(rows) > query.limit
-        records = [StoredVersion(*row) for row in rows[: query.limit]]
-        return Page(records=records, more=more)
+        rows = self._connection().execute(sql, (*params, query.limit + 1))
+        return take_page((StoredVersion(*row) for row in rows), query)
 
     def object_exists(self, collection_id: str, object_id: str) -> bool:
         row = self._connection().execute(
