@@ -13,6 +13,7 @@ import click
 from . import keys as api_keys
 from .config import ConfigError, Settings, load_settings
 from .errors import TaxiiError
+from .file_modes import open_to_others, server_files
 from .migrate import copy_store, versions_to_copy
 from .policy import access
 from .storage import StorageError, open_store, redacted
@@ -85,6 +86,8 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int,
 def check(settings: Settings):
     store = open_store(settings.storage_url)
     store.close()
+    for warning in open_to_others(server_files(settings.storage_url, settings.secret_file)):
+        click.echo(f"warning: {warning}", err=True)
     licensees = sum(op.role == "licensee" for op in settings.operators.values())
     click.echo(f"ok: {len(settings.operators)} operators ({licensees} licensees), "
                f"{len(settings.collections)} collections, store {redacted(settings.storage_url)}")

@@ -19,6 +19,7 @@ import jsonschema
 import orjson
 import yaml
 
+from .file_modes import private_folder
 from .storage import sqlite_path
 
 DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
@@ -98,6 +99,7 @@ class Settings:
     requests_per_minute: int | None = None
     work: WorkLimits = field(default_factory=WorkLimits)
     source: Path | None = field(default=None, compare=False)
+    secret_file: Path | None = field(default=None, compare=False)  # None when the secret is in the environment
 
     def collection(self, id_or_alias: str) -> Collection | None:
         for collection in self.collections:
@@ -129,12 +131,13 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
     if default_limit > max_limit:
         raise ConfigError(f"{path}: paging.default_limit ({default_limit}) exceeds paging.max_limit ({max_limit})")
     api_root = raw["api_root"]
+    secret_file = base / raw.get("secret_file", "server.secret")
     return Settings(
         title=raw["title"],
         description=raw.get("description"),
         contact=raw.get("contact"),
         storage_url=_storage_url(environ.get("TAXII_STORAGE_URL") or raw["storage"], base),
-        secret=_server_secret(environ.get("TAXII_SERVER_SECRET"), base / raw.get("secret_file", "server.secret")),
+        secret=_server_secret(environ.get("TAXII_SERVER_SECRET"), secret_file),
         api_root_path=api_root["path"],
         api_root_title=api_root["title"],
         api_root_description=api_root.get("description"),
@@ -147,6 +150,7 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         requests_per_minute=raw.get("rate_limit", {}).get("requests_per_minute"),
         work=_work_limits(raw),
         source=path,
+        secret_file=None if environ.get("TAXII_SERVER_SECRET") else secret_file,
     )
 
 
@@ -274,9 +278,10 @@ def _server_secret(from_environment: str | None, secret_file: Path) -> bytes:
 def _create_secret_file(secret_file: Path) -> None:
     """Write a new secret atomically: gunicorn workers starting together must all
     end up with the same one, and none may read a half-written file."""
-    secret_file.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(secret_file.parent)
     draft = secret_file.with_name(f".{secret_file.name}.{os.getpid()}")
     descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # exactly, whatever the umask
     with os.fdopen(descriptor, "w") as handle:
         handle.write(secrets.token_hex(32) + "\n")
     try:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import astuple
 from pathlib import Path
 
+from ..file_modes import private_file
 from ..timestamps import now_micros
 from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page, StatusMaker,
                    StatusRecord, Store, StoredVersion, VersionFilter, VersionRecord, take_page)
@@ -118,7 +119,7 @@ class SQLiteStore(Store):
     def __init__(self, path: str | os.PathLike):
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(self.path))  # before SQLite creates it with the umask's mode
         self._local = threading.local()
         self._connection().executescript(SCHEMA)
 
