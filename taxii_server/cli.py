@@ -7,8 +7,10 @@ import os
 import re
 import sys
 from contextlib import closing
+from urllib.parse import urlsplit
 
 import click
+from click.core import ParameterSource
 
 from . import keys as api_keys
 from .config import ConfigError, Settings, load_settings
@@ -309,11 +311,14 @@ def import_bundle(settings: Settings, file, collection_ref: str):
 @main.command(help="Copy a whole store into another, e.g. SQLite into MongoDB: objects with their date_added, "
                    "statuses, API keys and client certificates (not the audit trail). Running it again copies "
                    "only what is new and brings keys and certificates up to date.")
-@click.option("--from", "source_url", required=True,
-              help="The store to copy: sqlite:///PATH or mongodb://HOSTS/DATABASE.")
-@click.option("--to", "destination_url", required=True,
-              help="The store to copy into: empty, or written by migrate only.")
+@click.option("--from", "source_url", required=True, envvar="TAXII_MIGRATE_FROM",
+              help="The store to copy: sqlite:///PATH or mongodb://HOSTS/DATABASE. "
+                   "A URL with a password goes in TAXII_MIGRATE_FROM instead.")
+@click.option("--to", "destination_url", required=True, envvar="TAXII_MIGRATE_TO",
+              help="The store to copy into: empty, or written by migrate only. "
+                   "A URL with a password goes in TAXII_MIGRATE_TO instead.")
 def migrate(source_url: str, destination_url: str):
+    _refuse_passwords_in_arguments(source_url="TAXII_MIGRATE_FROM", destination_url="TAXII_MIGRATE_TO")
     if source_url == destination_url:
         raise click.UsageError(f"--from and --to are the same store, {redacted(source_url)}")
     try:
@@ -330,6 +335,16 @@ def migrate(source_url: str, destination_url: str):
     click.echo(f"versions: {report.versions_copied} copied, {report.versions_present} already present; "
                f"statuses: {report.statuses_copied} copied, {report.statuses_present} already present; "
                f"API keys written: {report.keys}; client certificates written: {report.client_certs}")
+
+
+def _refuse_passwords_in_arguments(**variables: str) -> None:
+    """Any user can read a command's arguments in the process list, but not its environment."""
+    context = click.get_current_context()
+    for parameter, variable in variables.items():
+        url = context.params[parameter]
+        if context.get_parameter_source(parameter) is ParameterSource.COMMANDLINE and urlsplit(url).password:
+            raise click.UsageError(f"{redacted(url)} carries a password, which other users can read in the process "
+                                   f"list: give the URL in the environment variable {variable} instead")
 
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")

@@ -281,8 +281,13 @@ def test_another_version_at_a_copied_date_added_stops_the_migration(source, dest
 PASSWORD = "s3cret-password"
 
 
-def migrate(*args: str):
-    return CliRunner().invoke(main, ["migrate", *args])
+def migrate(*args: str, environ: dict | None = None):
+    return CliRunner().invoke(main, ["migrate", *args], env=environ)
+
+
+def migrate_by_environment(source_url: str, destination_url: str):
+    """URLs with a password are given in the environment, out of the process list."""
+    return migrate(environ={"TAXII_MIGRATE_FROM": source_url, "TAXII_MIGRATE_TO": destination_url})
 
 
 def summary(versions: tuple[int, int], statuses: tuple[int, int], keys: int, client_certs: int) -> str:
@@ -321,7 +326,7 @@ def test_migrate_fails_with_exit_code_1_when_the_destination_holds_other_content
         destination.add_versions(collection, [other_content(1)])
         opened(sqlite_url).add_versions(collection, [version(1)])
 
-        result = migrate("--from", sqlite_url, "--to", mongomock_url)
+        result = migrate_by_environment(sqlite_url, mongomock_url)
         assert result.exit_code == 1
         assert "admin:***@suite" in result.stderr and f"already holds other data than {sqlite_url}" in result.stderr
         assert version(1).object_id in result.stderr
@@ -339,8 +344,26 @@ def test_migrate_fails_with_exit_code_1_when_the_destination_holds_other_content
      "sqlite:///never-opened.db", "cannot use MongoDB at mongodb://admin:***@127.0.0.1:1/taxii"),
 ], ids=["the same store twice", "an unsupported scheme", "an unreachable MongoDB"])
 def test_migrate_refuses_unusable_urls_without_showing_their_password(source_url, destination_url, message):
-    result = migrate("--from", source_url, "--to", destination_url)
+    result = migrate_by_environment(source_url, destination_url)
     assert result.exit_code != 0
     assert isinstance(result.exception, SystemExit)  # a message, not a traceback
     assert message in result.stderr
     assert PASSWORD not in result.output
+
+
+@pytest.mark.parametrize("option", ["--from", "--to"])
+def test_migrate_refuses_a_password_on_its_command_line_and_reads_it_from_the_environment(tmp_path, option):
+    """Any user can read a command's arguments in the process list; only its owner reads its environment."""
+    sqlite_url = f"sqlite:///{tmp_path / 'store.db'}"
+    with_password = BACKENDS["mongomock"](tmp_path).replace("mongomock://", f"mongomock://admin:{PASSWORD}@")
+    try:
+        arguments = {"--from": sqlite_url, "--to": sqlite_url.replace("store", "copy"), option: with_password}
+        refused = migrate("--from", arguments["--from"], "--to", arguments["--to"])
+        assert refused.exit_code == 2 and PASSWORD not in refused.output
+        variable = "TAXII_MIGRATE_FROM" if option == "--from" else "TAXII_MIGRATE_TO"
+        assert "admin:***@suite" in refused.stderr and f"give the URL in the environment variable {variable}" \
+            in refused.stderr
+        accepted = migrate_by_environment(arguments["--from"], arguments["--to"])
+        assert accepted.exit_code == 0, accepted.output
+    finally:
+        discard(with_password)
