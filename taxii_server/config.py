@@ -22,6 +22,7 @@ import yaml
 from .storage import sqlite_path
 
 DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+DEFAULT_FAILED_AUTHENTICATIONS_PER_MINUTE = 60
 
 
 class ConfigError(ValueError):
@@ -82,6 +83,10 @@ class Settings:
     mtls: MutualTLS | None = None
     # Requests one API key may make per minute; None means no limit.
     requests_per_minute: int | None = None
+    # Requests a key may make at once before that rate applies (a client's first sync); None: the rate.
+    rate_burst: int | None = None
+    # Failed authentications one client address may make per minute (and at once); None: no limit.
+    failed_authentications_per_minute: int | None = DEFAULT_FAILED_AUTHENTICATIONS_PER_MINUTE
     source: Path | None = field(default=None, compare=False)
 
     def collection(self, id_or_alias: str) -> Collection | None:
@@ -130,6 +135,9 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         max_limit=max_limit,
         mtls=_mutual_tls(raw.get("mtls"), path),
         requests_per_minute=raw.get("rate_limit", {}).get("requests_per_minute"),
+        rate_burst=raw.get("rate_limit", {}).get("burst"),
+        failed_authentications_per_minute=raw.get("rate_limit", {}).get(
+            "failed_authentications_per_minute", DEFAULT_FAILED_AUTHENTICATIONS_PER_MINUTE),
         source=path,
     )
 
