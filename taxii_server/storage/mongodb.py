@@ -204,11 +204,12 @@ class MongoStore(Store):
             held = self._held_versions(db, collection_id, {new.object_id for new in versions}, session)
             plan = plan_additions(versions, held, clock, now_micros)
             status = status_for(plan.outcomes) if status_for is not None else None
+            event = audit_for(plan.outcomes) if audit_for is not None else None
             self._write_plan(db, collection_id, plan, session)
             if status is not None:
                 db.statuses.insert_one(_status_document(status), session=session)
-            if audit_for is not None:
-                db.audit_log.insert_one(_audit_document(audit_for(plan.outcomes)), session=session)
+            if event is not None:
+                db.audit_log.insert_one(_audit_document(event), session=session)
             return plan.outcomes
 
         return self._atomically(work)

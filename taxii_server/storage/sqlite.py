@@ -202,11 +202,12 @@ class SQLiteStore(Store):
             held = self._held_versions(db, collection_id, {new.object_id for new in versions})
             plan = plan_additions(versions, held, self._read_clock(db, collection_id), now_micros)
             status = status_for(plan.outcomes) if status_for is not None else None
+            event = audit_for(plan.outcomes) if audit_for is not None else None
             self._write_plan(db, collection_id, plan)
             if status is not None:
                 self._insert_status(db, status)
-            if audit_for is not None:
-                _append_to_trail(db, [audit_for(plan.outcomes)])
+            if event is not None:
+                _append_to_trail(db, [event])
         return plan.outcomes
 
     @staticmethod
