@@ -9,6 +9,7 @@ from flask import Flask, current_app, g, request
 
 from . import audit, limits
 from .auth import authenticate
+from .bookkeeping import Bookkeeper
 from .config import Settings
 from .errors import TaxiiError, register_error_handlers
 from .media import accept_allows_taxii
@@ -26,6 +27,12 @@ class Services:
     settings: Settings
     store: Store
     cursors: CursorSigner
+    # The request path's bookkeeping, written off the request path (bookkeeping.py).
+    limiter: limits.Limiter
+    audit: audit.AuditBuffer
+    bookkeeper: Bookkeeper
+    key_rate: limits.Rate | None
+    failed_authentication_rate: limits.Rate | None
 
 
 def create_app(settings: Settings, store: Store | None = None) -> Flask:
@@ -37,8 +44,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.url_map.merge_slashes = False
     # Safety net for every route; POST objects checks the limit itself first.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
-    app.extensions["taxii"] = Services(settings, store or open_store(settings.storage_url),
-                                       CursorSigner(settings.secret))
+    app.extensions["taxii"] = _services(settings, store or open_store(settings.storage_url))
     register_error_handlers(app)
     app.before_request(_authenticate_and_negotiate)
     app.after_request(_audit)
@@ -46,23 +52,50 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     return app
 
 
+def _services(settings: Settings, store: Store) -> Services:
+    limiter, trail = limits.Limiter(store), audit.AuditBuffer(store)
+    # Audit records first: a failing rate-limit payment must not hold them back.
+    bookkeeper = Bookkeeper([trail.flush, limiter.reconcile])
+    key_rate = (limits.Rate(settings.requests_per_minute, settings.rate_burst or settings.requests_per_minute)
+                if settings.requests_per_minute else None)
+    failures = settings.failed_authentications_per_minute
+    return Services(settings, store, CursorSigner(settings.secret), limiter, trail, bookkeeper, key_rate,
+                    limits.Rate(failures, failures) if failures else None)
+
+
 # Served to anyone: the API description holds nothing an operator's key protects.
 PUBLIC_ENDPOINTS = frozenset({"openapi.description"})
 
 
 def _authenticate_and_negotiate() -> None:
+    services: Services = app_services()
+    services.bookkeeper.ensure_running()
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
-    services: Services = app_services()
-    g.principal = authenticate(request.headers.get("Authorization"), services.settings, services.store)
-    limits.enforce(services.store, g.principal, services.settings.requests_per_minute)
+    try:
+        g.principal = authenticate(request.headers.get("Authorization"), services.settings, services.store)
+    except TaxiiError as refused:
+        if refused.status == 401:
+            _limit_failed_authentications(services)
+        raise
+    limits.enforce_key(services.limiter, g.principal.key_id, services.key_rate)
     if not accept_allows_taxii(request.headers.get("Accept")):
         raise TaxiiError(406, "Not acceptable",
                          "This server answers with application/taxii+json;version=2.1; include it in Accept.")
 
 
+def _limit_failed_authentications(services: Services) -> None:
+    """Past its allowance of failed authentications, an address gets 429, and the
+    key ids it tries are no longer recorded: its refusals are only counted."""
+    wait = limits.failed_authentication_allowed(services.limiter, request.remote_addr or "",
+                                                services.failed_authentication_rate)
+    if wait is not None:
+        g.audit_hide_key_id = True
+        raise limits.too_many(wait, f"Too many failed authentications from this address; try again in {wait} s.")
+
+
 def _audit(response):
-    return audit.record(app_services().store, response)
+    return audit.record(app_services().audit, response)
 
 
 def app_services() -> Services:

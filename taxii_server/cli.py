@@ -50,10 +50,20 @@ def main():
 _PEM_FILE = click.Path(exists=True, dir_okay=False)
 
 
+def default_workers() -> int:
+    """One worker per core this process may use: each serves reads on its own core
+    (threads within a worker share one, Python's lock), and writes wait on the store's
+    lock, not on workers. At least two, so one busy request never stalls the server;
+    at most eight, past which a single SQLite file gains nothing."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(8, max(2, cores))
+
+
 @main.command(help="Serve the TAXII API with gunicorn.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int, help="gunicorn worker processes.")
+@click.option("--workers", default=default_workers(), show_default=True, type=click.IntRange(min=1),
+              help="gunicorn worker processes (default: one per core, at least two, at most eight).")
 @click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
 @click.option("--tls-cert", type=_PEM_FILE, help="Serve HTTPS (TLS 1.2 or newer) with this certificate chain (PEM).")
 @click.option("--tls-key", type=_PEM_FILE, help="The certificate's private key (PEM).")
@@ -181,21 +191,25 @@ def keys_expire(settings: Settings, key_id: str, when: str | None, never: bool):
     click.echo(f"{key_id} expires {_when(expires)}")
 
 
-@main.command(help="Show the audit trail: every request, with failed authentications.")
+@main.command(help="Show the audit trail, newest last: every request, with failed authentications "
+                   "(refused and anonymous requests counted per minute, client and key id).")
 @click.option("--operator", "operator_id", help="Only this operator's requests.")
 @click.option("--since", help="From this time on: a timestamp or a duration back from now (24h, 7d).")
 @click.option("--failures", is_flag=True, help="Only failed authentications.")
-@click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1), help="Show the newest LIMIT rows.")
 @with_config
 def audit(settings: Settings, operator_id: str | None, since: str | None, failures: bool, limit: int):
+    from .audit_view import audit_line, audit_header
+
     start = None
     if since:
         start = now_micros() - _duration(since) if _DURATION.match(since) else _timestamp_option(since)
-    events = open_store(settings.storage_url).query_audit(operator_id, start, failures, limit)
-    click.echo(f"{'TIME':<29}{'OPERATOR':<14}{'KEY ID':<22}{'CLIENT':<17}{'STATUS':<7}{'OBJECTS':<8}REQUEST")
+    events, left_out = open_store(settings.storage_url).query_audit_page(operator_id, start, failures, limit)
+    if left_out:
+        click.echo(f"{left_out} older rows left out; see them with --since or a larger --limit", err=True)
+    click.echo(audit_header())
     for event in events:
-        click.echo(f"{_when(event.at):<29}{event.operator_id or '-':<14}{event.key_id or '-':<22}"
-                   f"{event.client:<17}{event.status:<7}{event.objects:<8}{event.method} {event.path}")
+        click.echo(audit_line(event))
 
 
 @main.group(help="Register, list and revoke client certificates (mutual TLS).")

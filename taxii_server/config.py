@@ -24,6 +24,7 @@ from .storage import sqlite_path
 
 DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
 DEFAULT_MAX_PAGE_BYTES = 10 * 1024 * 1024
+DEFAULT_FAILED_AUTHENTICATIONS_PER_MINUTE = 60
 
 
 class ConfigError(ValueError):
@@ -98,6 +99,10 @@ class Settings:
     # Requests one API key may make per minute; None means no limit.
     requests_per_minute: int | None = None
     work: WorkLimits = field(default_factory=WorkLimits)
+    # Requests a key may make at once before that rate applies (a client's first sync); None: the rate.
+    rate_burst: int | None = None
+    # Failed authentications one client address may make per minute (and at once); None: no limit.
+    failed_authentications_per_minute: int | None = DEFAULT_FAILED_AUTHENTICATIONS_PER_MINUTE
     source: Path | None = field(default=None, compare=False)
     secret_file: Path | None = field(default=None, compare=False)  # None when the secret is in the environment
 
@@ -149,6 +154,9 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         mtls=_mutual_tls(raw.get("mtls"), path),
         requests_per_minute=raw.get("rate_limit", {}).get("requests_per_minute"),
         work=_work_limits(raw),
+        rate_burst=raw.get("rate_limit", {}).get("burst"),
+        failed_authentications_per_minute=raw.get("rate_limit", {}).get(
+            "failed_authentications_per_minute", DEFAULT_FAILED_AUTHENTICATIONS_PER_MINUTE),
         source=path,
         secret_file=None if environ.get("TAXII_SERVER_SECRET") else secret_file,
     )

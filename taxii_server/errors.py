@@ -13,8 +13,12 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from .media import TAXII_MEDIA_TYPE
+from .storage.base import StoreBusy
 
 log = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait when the store is busy: writes are short, the lock is soon free.
+BUSY_RETRY_AFTER = 2
 
 
 class TaxiiError(Exception):
@@ -58,6 +62,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(TaxiiError)
     def _taxii_error(error: TaxiiError):
         return error_response(error.status, error.title, error.description, error.headers)
+
+    @app.errorhandler(StoreBusy)
+    def _store_busy(error: StoreBusy):
+        log.warning("store busy: %s", error)
+        return error_response(503, "Service unavailable", "The store is busy; nothing was changed. Try again shortly.",
+                              {"Retry-After": str(BUSY_RETRY_AFTER)})
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

@@ -71,4 +71,7 @@ def run_gunicorn(app, bind: str, workers: int = 1, threads: int = 4, tls: TLSFil
                "control_socket_disable": True}
     if tls is not None:
         options.update(tls.gunicorn_options())
+    services = app.extensions.get("taxii")
+    if services is not None:  # a worker stopping gracefully writes its last second of bookkeeping first
+        options["worker_exit"] = lambda arbiter, worker: services.bookkeeper.flush()
     _Gunicorn(app, options).run()

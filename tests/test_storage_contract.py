@@ -573,7 +573,7 @@ def test_audit_events_filter_by_operator_time_and_failed_authentication(backend)
     assert backend.query_audit(operator_id="northtel") == [northtel]
     assert backend.query_audit(since=20) == [regulator, failure]
     assert backend.query_audit(failures_only=True) == [failure]
-    assert backend.query_audit(limit=1) == [northtel]
+    assert backend.query_audit(limit=1) == [failure]  # the newest
 
 
 # -- client certificates (mutual TLS) ---------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def delete_object(collection_id: str, object_id: str):
         raise forbidden("You may not delete objects from this collection.")
     wanted = page_request("delete", collection, object_id, default_versions=VersionFilter.every())
     deleted = app_services().store.delete_versions(collection.id, object_id, wanted.query.versions,
-                                                   wanted.query.spec_versions)
+                                                   wanted.query.spec_versions, audit_for=audit.for_deletion(200))
     if not deleted:
         raise not_found("No object with this id and these filters is in the collection.")
     audit.note_objects(deleted)
@@ -75,7 +75,8 @@ def add_objects(collection_id: str):
         del items  # the parsed request is no longer needed; only the checked versions are
         report = StatusReport(received, caller().operator.id, checked)
         accepted = [item for item in checked if not isinstance(item, Rejected)]
-        services.store.add_versions(collection.id, accepted, status_for=report)
+        services.store.add_versions(collection.id, accepted, status_for=report,
+                                    audit_for=audit.for_write(202))
     retention.purge_expired_statuses(services.store, limits.status_retention_seconds)
     audit.note_objects(report.success_count)
     return taxii_response(report.record.body, status=202)

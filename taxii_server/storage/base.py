@@ -167,6 +167,17 @@ class AuditEvent:
     key_id: str | None = None
     collection_id: str | None = None
     objects: int = 0
+    # Refused and anonymous requests are kept as one row per client, key, status and
+    # minute (`record_audit_counts`): `count` says how many it stands for, `at` the first.
+    count: int = 1
+
+
+# Makes the audit record of a write from its outcome, inside the write's own transaction.
+AuditMaker = Callable[[list["AddOutcome"]], AuditEvent]
+
+
+class StoreBusy(Exception):
+    """The store could not take a write in time (another holds its lock); try again shortly."""
 
 
 @dataclass(frozen=True)
@@ -190,11 +201,13 @@ class Store(abc.ABC):
     # -- objects -------------------------------------------------------------
     @abc.abstractmethod
     def add_versions(self, collection_id: str, versions: list[NewVersion],
-                     status_for: StatusMaker | None = None) -> list[AddOutcome]:
+                     status_for: StatusMaker | None = None, audit_for: AuditMaker | None = None) -> list[AddOutcome]:
         """Store the versions in one atomic write; report one outcome per input, in order.
 
         With `status_for`, the status resource it makes from the outcomes is
-        saved in that same write: a status exists exactly when its objects do."""
+        saved in that same write: a status exists exactly when its objects do.
+        With `audit_for`, so is the audit record it makes. Raises StoreBusy when
+        the write cannot start in time."""
 
     @abc.abstractmethod
     def query(self, query: ObjectQuery) -> Page:
@@ -206,8 +219,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def delete_versions(self, collection_id: str, object_id: str,
-                        versions: VersionFilter, spec_versions: tuple[str, ...]) -> int:
-        """Delete the matching versions of one object; return how many."""
+                        versions: VersionFilter, spec_versions: tuple[str, ...],
+                        audit_for: Callable[[int], AuditEvent] | None = None) -> int:
+        """Delete the matching versions of one object; return how many. When any
+        went, the audit record `audit_for(count)` is saved in the same write."""
 
     @abc.abstractmethod
     def count_versions(self, collection_id: str) -> int:
@@ -248,19 +263,48 @@ class Store(abc.ABC):
 
     # -- rate limits ---------------------------------------------------------
     @abc.abstractmethod
-    def count_request(self, bucket: str, window: int) -> int:
-        """Count one request against `bucket` in time window `window` and
-        return the window's count so far, this one included. Counters live in
-        the store so that every worker and host shares them."""
+    def spend_rate(self, spends: dict[str, tuple[int, int]], now: int) -> dict[str, int]:
+        """GCRA state shared by every worker and host: for each bucket, `(since, cost)`
+        moves its theoretical arrival time to `max(tat, since) + cost` (a cost of 0
+        only reads it); return every bucket's new time. Buckets whose time is
+        before `now` are worth nothing and may be forgotten."""
 
     # -- audit trail (append-only: there is deliberately no update or delete) ---
     @abc.abstractmethod
     def record_audit(self, event: AuditEvent) -> None: ...
 
     @abc.abstractmethod
+    def record_audit_batch(self, events: list[AuditEvent]) -> None:
+        """Append several events in one write."""
+
+    @abc.abstractmethod
+    def record_audit_counts(self, events: list[AuditEvent]) -> None:
+        """Add each event's `count` to the row of its minute, client, operator, key id
+        and status (made with the event's method, path and time when new), in one write."""
+
+    @abc.abstractmethod
+    def query_audit_log(self, operator_id: str | None, since: int | None, failures_only: bool,
+                        limit: int) -> tuple[list[AuditEvent], int]:
+        """The newest `limit` single-request events, newest first, and how many match in all."""
+
+    @abc.abstractmethod
+    def query_audit_counts(self, operator_id: str | None, since: int | None, failures_only: bool,
+                           limit: int) -> tuple[list[AuditEvent], int]:
+        """The same over the counted rows of `record_audit_counts`."""
+
     def query_audit(self, operator_id: str | None = None, since: int | None = None,
                     failures_only: bool = False, limit: int = 1000) -> list[AuditEvent]:
-        """Events in time order, oldest first; `failures_only` keeps failed authentications."""
+        """The newest `limit` events, in time order; `failures_only` keeps failed authentications."""
+        return self.query_audit_page(operator_id, since, failures_only, limit)[0]
+
+    def query_audit_page(self, operator_id: str | None = None, since: int | None = None,
+                         failures_only: bool = False, limit: int = 1000) -> tuple[list[AuditEvent], int]:
+        """`query_audit`, and how many older matching events it left out."""
+        single, single_total = self.query_audit_log(operator_id, since, failures_only, limit)
+        counted, counted_total = self.query_audit_counts(operator_id, since, failures_only, limit)
+        newest = sorted(single + counted, key=lambda event: event.at, reverse=True)[:limit]
+        # Sorting is stable: events at the same time keep the order they were recorded in.
+        return newest[::-1], single_total + counted_total - len(newest)
 
     # -- client certificates (mutual TLS) ----------------------------------------
     @abc.abstractmethod

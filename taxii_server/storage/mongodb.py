@@ -16,8 +16,9 @@ write concern `majority` and read with read concern `majority`: a success
 reported to a client survives a failover, and a poller never sees a version
 that a failover could still roll back (were it rolled back, the next version
 could be given the same `date_added` and the poller would skip it).
-Rate-limit counters and key last-use times take `w: 1`: losing one in a
-failover costs nothing, and they are written on every request.
+Rate-limit state, counted audit rows and key last-use times take `w: 1`: losing
+one in a failover costs at most a second of bookkeeping, and they are written
+often.
 
 Indexes (created at start-up, idempotently) and the queries they serve:
 
@@ -30,8 +31,11 @@ Indexes (created at start-up, idempotently) and the queries they serve:
     objects.by_id          (collection_id, object_id, version_key), unique
         the object and versions endpoints, match[id], and the duplicate check on write
     api_keys.by_operator, client_certs.by_operator    listing per operator
-    rate_counters.by_window (bucket, window), unique  one counter per key and minute
+    rate_state.by_time (tat)                          forgetting buckets worth nothing
     audit_log.by_time, audit_log.by_operator          `taxii-server audit`
+    audit_counts.by_row (minute, client, operator_id, key_id, status), unique
+                                                      one counted row per minute and caller
+    audit_counts.by_time (at)                         `taxii-server audit`
 
 Every page is one `find` on one of these, bounded by `date_added > cursor`,
 sorted by `date_added` and limited: no `$skip`, no aggregation, and no paging
@@ -47,16 +51,16 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from pymongo import ASCENDING, MongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import CollectionInvalid, DuplicateKeyError, PyMongoError
+from pymongo.errors import CollectionInvalid, ConnectionFailure, DuplicateKeyError, ExecutionTimeout, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from ..timestamps import now_micros
 from . import StorageError, redacted
-from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page, StatusMaker,
-                   StatusRecord, Store, StoredVersion, VersionFilter, VersionRecord, take_page)
+from .base import (AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, NewVersion, ObjectQuery, Page,
+                   StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion, VersionFilter, VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 T = TypeVar("T")
@@ -65,7 +69,8 @@ DURABLE = WriteConcern("majority")
 COMMITTED = ReadConcern("majority")
 CHEAP = WriteConcern(w=1)
 
-COLLECTIONS = ("objects", "collection_clocks", "statuses", "api_keys", "client_certs", "rate_counters", "audit_log")
+COLLECTIONS = ("objects", "collection_clocks", "statuses", "api_keys", "client_certs", "rate_state", "audit_log",
+               "audit_counts")
 INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
     "objects": [
         ("by_date", [("collection_id", ASCENDING), ("date_added", ASCENDING)], {"unique": True}),
@@ -77,10 +82,15 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
     "statuses": [("by_created", [("created", ASCENDING)], {})],
     "api_keys": [("by_operator", [("operator_id", ASCENDING), ("created", ASCENDING)], {})],
     "client_certs": [("by_operator", [("operator_id", ASCENDING), ("created", ASCENDING)], {})],
-    "rate_counters": [("by_window", [("bucket", ASCENDING), ("window", ASCENDING)], {"unique": True})],
+    "rate_state": [("by_time", [("tat", ASCENDING)], {})],
     "audit_log": [
         ("by_time", [("at", ASCENDING), ("_id", ASCENDING)], {}),
         ("by_operator", [("operator_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)], {}),
+    ],
+    "audit_counts": [
+        ("by_row", [(name, ASCENDING) for name in ("minute", "client", "operator_id", "key_id", "status")],
+         {"unique": True}),
+        ("by_time", [("at", ASCENDING), ("_id", ASCENDING)], {}),
     ],
 }
 
@@ -167,8 +177,15 @@ class MongoStore(Store):
         if not self._transactions:
             with _UNTRANSACTED_WRITES:
                 return work(None)
-        with self._client().start_session() as session:
-            return session.with_transaction(work, read_concern=ReadConcern("snapshot"), write_concern=DURABLE)
+        try:
+            with self._client().start_session() as session:
+                return session.with_transaction(work, read_concern=ReadConcern("snapshot"), write_concern=DURABLE)
+        except (ConnectionFailure, ExecutionTimeout) as exc:  # no primary for now, or the write waited too long
+            raise StoreBusy(str(exc)) from None
+        except PyMongoError as exc:
+            if exc.has_error_label("TransientTransactionError"):  # conflicts outlasted the driver's retries
+                raise StoreBusy(str(exc)) from None
+            raise
 
     def close(self) -> None:
         with self._client_lock:
@@ -178,8 +195,8 @@ class MongoStore(Store):
 
     # -- objects -----------------------------------------------------------------
     def add_versions(self, collection_id: str, versions: list[NewVersion],
-                     status_for: StatusMaker | None = None) -> list[AddOutcome]:
-        if not versions and status_for is None:
+                     status_for: StatusMaker | None = None, audit_for: AuditMaker | None = None) -> list[AddOutcome]:
+        if not versions and status_for is None and audit_for is None:
             return []
 
         def work(session) -> list[AddOutcome]:
@@ -188,9 +205,12 @@ class MongoStore(Store):
             held = self._held_versions(db, collection_id, {new.object_id for new in versions}, session)
             plan = plan_additions(versions, held, clock, now_micros)
             status = status_for(plan.outcomes) if status_for is not None else None
+            event = audit_for(plan.outcomes) if audit_for is not None else None
             self._write_plan(db, collection_id, plan, session)
             if status is not None:
                 db.statuses.insert_one(_status_document(status), session=session)
+            if event is not None:
+                db.audit_log.insert_one(_audit_document(event), session=session)
             return plan.outcomes
 
         return self._atomically(work)
@@ -250,7 +270,8 @@ class MongoStore(Store):
         return any(True for _ in found)
 
     def delete_versions(self, collection_id: str, object_id: str,
-                        versions: VersionFilter, spec_versions: tuple[str, ...]) -> int:
+                        versions: VersionFilter, spec_versions: tuple[str, ...],
+                        audit_for: Callable[[int], AuditEvent] | None = None) -> int:
         match = _object_filter(ObjectQuery(collection_id=collection_id, limit=0, object_id=object_id,
                                            versions=versions, spec_versions=spec_versions))
 
@@ -260,6 +281,8 @@ class MongoStore(Store):
             deleted = db.objects.delete_many(match, session=session).deleted_count
             if deleted:
                 self._refresh_first_and_last(db, collection_id, object_id, session)
+                if audit_for is not None:
+                    db.audit_log.insert_one(_audit_document(audit_for(deleted)), session=session)
             return deleted
 
         return self._atomically(work)
@@ -328,31 +351,50 @@ class MongoStore(Store):
         return _set_once(self._db().client_certs, fingerprint, "revoked", at)
 
     # -- rate limits ---------------------------------------------------------------
-    def count_request(self, bucket: str, window: int) -> int:
-        counters = self._db(cheap=True).rate_counters
-        try:
-            counter = _count_one(counters, bucket, window)
-        except DuplicateKeyError:  # two requests created the window's counter at once; it exists now
-            counter = _count_one(counters, bucket, window)
-        if counter["count"] == 1:  # a new window: the bucket's older ones are of no further use
-            counters.delete_many({"bucket": bucket, "window": {"$lt": window}})
-        return counter["count"]
+    def spend_rate(self, spends: dict[str, tuple[int, int]], now: int) -> dict[str, int]:
+        state = self._db(cheap=True).rate_state
+        if not any(cost for _, cost in spends.values()):  # only reading
+            held = {doc["_id"]: doc["tat"] for doc in state.find({"_id": {"$in": list(spends)}})}
+            return {bucket: max(held.get(bucket, 0), since) for bucket, (since, _) in spends.items()}
+        times = {bucket: _spend_one(state, bucket, since, cost) for bucket, (since, cost) in spends.items()}
+        state.delete_many({"tat": {"$lt": now}})  # spent long enough ago to be worth nothing
+        return times
 
     # -- audit trail -------------------------------------------------------------
     def record_audit(self, event: AuditEvent) -> None:
-        self._db().audit_log.insert_one(dict(vars(event)))
+        self.record_audit_batch([event])
 
-    def query_audit(self, operator_id: str | None = None, since: int | None = None,
-                    failures_only: bool = False, limit: int = 1000) -> list[AuditEvent]:
-        match: dict[str, Any] = {}
-        if operator_id is not None:
-            match["operator_id"] = operator_id
-        if since is not None:
-            match["at"] = {"$gte": since}
-        if failures_only:
-            match["operator_id"] = None
-        found = self._db().audit_log.find(match, {"_id": 0}).sort([("at", ASCENDING), ("_id", ASCENDING)]).limit(limit)
-        return [AuditEvent(**doc) for doc in found]
+    def record_audit_batch(self, events: list[AuditEvent]) -> None:
+        if events:
+            self._db().audit_log.insert_many([_audit_document(event) for event in events], ordered=True)
+
+    def record_audit_counts(self, events: list[AuditEvent]) -> None:
+        counts = self._db(cheap=True).audit_counts
+        for event in events:
+            row = {"minute": event.at // MINUTE, "client": event.client, "operator_id": event.operator_id or "",
+                   "key_id": event.key_id or "", "status": event.status}
+            first = {"at": event.at, "method": event.method, "path": event.path,
+                     "collection_id": event.collection_id, "objects": event.objects}
+            try:
+                _count_row(counts, row, first, event.count)
+            except DuplicateKeyError:  # two processes created the row at once; it exists now
+                _count_row(counts, row, first, event.count)
+
+    def query_audit_log(self, operator_id: str | None, since: int | None, failures_only: bool,
+                        limit: int) -> tuple[list[AuditEvent], int]:
+        match = _audit_match(operator_id, since, failures_only, anonymous=None)
+        log = self._db().audit_log
+        found = log.find(match, {"_id": 0}).sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+        return [AuditEvent(**doc) for doc in found], log.count_documents(match)
+
+    def query_audit_counts(self, operator_id: str | None, since: int | None, failures_only: bool,
+                           limit: int) -> tuple[list[AuditEvent], int]:
+        match = _audit_match(operator_id, since, failures_only, anonymous="")
+        counts = self._db().audit_counts
+        found = counts.find(match, {"_id": 0, "minute": 0}).sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+        events = [AuditEvent(**{**doc, "operator_id": doc["operator_id"] or None, "key_id": doc["key_id"] or None})
+                  for doc in found]
+        return events, counts.count_documents(match)
 
     # -- copying a whole store ---------------------------------------------------
     def collection_ids(self) -> list[str]:
@@ -486,9 +528,45 @@ def _by_operator(collection, operator_id: str | None):
     return collection.find(match).sort([("operator_id", ASCENDING), ("created", ASCENDING)])
 
 
-def _count_one(counters, bucket: str, window: int) -> dict:
-    return counters.find_one_and_update({"bucket": bucket, "window": window}, {"$inc": {"count": 1}},
-                                        upsert=True, return_document=ReturnDocument.AFTER)
+MINUTE = 60_000_000
+
+
+def _audit_document(event: AuditEvent) -> dict:
+    document = dict(vars(event))
+    del document["count"]  # always 1 in the log of single requests
+    return document
+
+
+def _audit_match(operator_id: str | None, since: int | None, failures_only: bool, anonymous) -> dict:
+    match: dict[str, Any] = {}
+    if operator_id is not None:
+        match["operator_id"] = operator_id
+    if since is not None:
+        match["at"] = {"$gte": since}
+    if failures_only:  # failed authentications: anonymous and refused (401, or 429 once an address is limited)
+        match["operator_id"] = anonymous
+        match["status"] = {"$in": [401, 429]}
+    return match
+
+
+def _count_row(counts, row: dict, first: dict, count: int) -> None:
+    counts.update_one(row, {"$inc": {"count": count}, "$setOnInsert": first}, upsert=True)
+
+
+def _spend_one(state, bucket: str, since: int, cost: int) -> int:
+    """max(tat, since) + cost, atomically: a compare-and-set, tried again when another process got there first."""
+    while True:
+        held = state.find_one({"_id": bucket})
+        if held is None:
+            try:
+                state.insert_one({"_id": bucket, "tat": since + cost})
+                return since + cost
+            except DuplicateKeyError:
+                continue
+        tat = max(held["tat"], since) + cost
+        if tat == held["tat"] or state.update_one({"_id": bucket, "tat": held["tat"]},
+                                                  {"$set": {"tat": tat}}).matched_count:
+            return tat
 
 
 def _set_once(collection, document_id: str, field: str, value: int) -> bool:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import astuple
 from pathlib import Path
 
 from ..file_modes import private_file
 from ..timestamps import now_micros
-from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page, StatusMaker,
-                   StatusRecord, Store, StoredVersion, VersionFilter, VersionRecord, take_page)
+from .base import (AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, NewVersion, ObjectQuery, Page,
+                   StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion, VersionFilter, VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 SCHEMA = """
@@ -82,12 +83,12 @@ CREATE TABLE IF NOT EXISTS client_certs (
 );
 CREATE INDEX IF NOT EXISTS client_certs_by_operator ON client_certs (operator_id);
 
-CREATE TABLE IF NOT EXISTS rate_counters (
-    bucket TEXT    NOT NULL,
-    window INTEGER NOT NULL,
-    count  INTEGER NOT NULL,
-    PRIMARY KEY (bucket, window)
+-- One GCRA state per rate-limited bucket (an API key, a client address): its theoretical arrival time.
+CREATE TABLE IF NOT EXISTS rate_state (
+    bucket TEXT PRIMARY KEY,
+    tat    INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS rate_state_by_time ON rate_state (tat);
 
 CREATE TABLE IF NOT EXISTS audit_log (
     seq           INTEGER PRIMARY KEY,
@@ -108,6 +109,31 @@ CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+-- Refused and anonymous requests, counted: one row per minute, client, operator, key id and status.
+CREATE TABLE IF NOT EXISTS audit_counts (
+    minute        INTEGER NOT NULL,
+    client        TEXT    NOT NULL,
+    operator_id   TEXT    NOT NULL,  -- '' when none
+    key_id        TEXT    NOT NULL,  -- '' when none
+    status        INTEGER NOT NULL,
+    at            INTEGER NOT NULL,  -- the first such request in the minute
+    method        TEXT    NOT NULL,
+    path          TEXT    NOT NULL,
+    collection_id TEXT,
+    objects       INTEGER NOT NULL DEFAULT 0,
+    count         INTEGER NOT NULL,
+    PRIMARY KEY (minute, client, operator_id, key_id, status)
+);
+CREATE INDEX IF NOT EXISTS audit_counts_by_time ON audit_counts (at);
+-- Counts only ever grow; nothing else in a row changes, and no row goes.
+CREATE TRIGGER IF NOT EXISTS audit_counts_only_grow BEFORE UPDATE ON audit_counts
+    WHEN NEW.count < OLD.count OR NEW.at != OLD.at OR NEW.method != OLD.method OR NEW.path != OLD.path
+      OR NEW.minute != OLD.minute OR NEW.client != OLD.client OR NEW.operator_id != OLD.operator_id
+      OR NEW.key_id != OLD.key_id OR NEW.status != OLD.status
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_counts_no_delete BEFORE DELETE ON audit_counts
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
 _COLUMNS = "object_id, type, version, spec_version, date_added"
@@ -115,9 +141,15 @@ _COLUMNS = "object_id, type, version, spec_version, date_added"
 _IDS_PER_SELECT = 500
 
 
+# How long a write waits for another's lock before the request is answered 503.
+# Every write is short (one envelope, one deletion, one batch of bookkeeping), so a
+# longer wait means the store is overloaded, and the client had better come back.
+WRITE_WAIT_SECONDS = 5.0
+
+
 class SQLiteStore(Store):
-    def __init__(self, path: str | os.PathLike):
-        self.path = str(path)
+    def __init__(self, path: str | os.PathLike, write_wait: float = WRITE_WAIT_SECONDS):
+        self.path, self.write_wait = str(path), write_wait
         if self.path != ":memory:":
             private_file(Path(self.path))  # before SQLite creates it with the umask's mode
         self._local = threading.local()
@@ -129,23 +161,34 @@ class SQLiteStore(Store):
         # and sqlite3 connections must not cross either boundary.
         db = getattr(self._local, "db", None)
         if db is None or self._local.pid != os.getpid():
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=self.write_wait, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=30000")
+            db.execute(f"PRAGMA busy_timeout={int(self.write_wait * 1000)}")
             self._local.db, self._local.pid = db, os.getpid()
         return db
 
     @contextmanager
     def _write(self):
         db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _busy_or(exc) from None
         try:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise _busy_or(exc) from None
             raise
-        db.execute("COMMIT")
+        try:
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise _busy_or(exc) from None
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -155,16 +198,19 @@ class SQLiteStore(Store):
 
     # -- objects -----------------------------------------------------------------
     def add_versions(self, collection_id: str, versions: list[NewVersion],
-                     status_for: StatusMaker | None = None) -> list[AddOutcome]:
-        if not versions and status_for is None:
+                     status_for: StatusMaker | None = None, audit_for: AuditMaker | None = None) -> list[AddOutcome]:
+        if not versions and status_for is None and audit_for is None:
             return []
         with self._write() as db:
             held = self._held_versions(db, collection_id, {new.object_id for new in versions})
             plan = plan_additions(versions, held, self._read_clock(db, collection_id), now_micros)
             status = status_for(plan.outcomes) if status_for is not None else None
+            event = audit_for(plan.outcomes) if audit_for is not None else None
             self._write_plan(db, collection_id, plan)
             if status is not None:
                 self._insert_status(db, status)
+            if event is not None:
+                _append_to_trail(db, [event])
         return plan.outcomes
 
     @staticmethod
@@ -216,7 +262,8 @@ class SQLiteStore(Store):
         return row is not None
 
     def delete_versions(self, collection_id: str, object_id: str,
-                        versions: VersionFilter, spec_versions: tuple[str, ...]) -> int:
+                        versions: VersionFilter, spec_versions: tuple[str, ...],
+                        audit_for: Callable[[int], AuditEvent] | None = None) -> int:
         query = ObjectQuery(collection_id=collection_id, limit=0, object_id=object_id,
                             versions=versions, spec_versions=spec_versions)
         where, params = _where(query)
@@ -224,6 +271,8 @@ class SQLiteStore(Store):
             deleted = db.execute(f"DELETE FROM {_source(query)} WHERE {where}", params).rowcount
             if deleted:
                 self._refresh_first_and_last(db, collection_id, object_id)
+                if audit_for is not None:
+                    _append_to_trail(db, [audit_for(deleted)])
         return deleted
 
     @staticmethod
@@ -312,38 +361,58 @@ class SQLiteStore(Store):
                               (at, fingerprint)).rowcount == 1
 
     # -- rate limits ---------------------------------------------------------------
-    def count_request(self, bucket: str, window: int) -> int:
+    def spend_rate(self, spends: dict[str, tuple[int, int]], now: int) -> dict[str, int]:
+        if not any(cost for _, cost in spends.values()):  # only reading: no write lock, no commit
+            db = self._connection()
+            held = {bucket: db.execute("SELECT tat FROM rate_state WHERE bucket = ?", (bucket,)).fetchone()
+                    for bucket in spends}
+            return {bucket: max(row[0] if row else 0, spends[bucket][0]) for bucket, row in held.items()}
         with self._write() as db:
-            (count,) = db.execute(
-                "INSERT INTO rate_counters (bucket, window, count) VALUES (?, ?, 1) "
-                "ON CONFLICT (bucket, window) DO UPDATE SET count = count + 1 RETURNING count",
-                (bucket, window)).fetchone()
-            if count == 1:  # a new window: the bucket's older ones are of no further use
-                db.execute("DELETE FROM rate_counters WHERE bucket = ? AND window < ?", (bucket, window))
-        return count
+            times = {}
+            for bucket, (since, cost) in spends.items():
+                (times[bucket],) = db.execute(
+                    "INSERT INTO rate_state (bucket, tat) VALUES (?1, ?2 + ?3) "
+                    "ON CONFLICT (bucket) DO UPDATE SET tat = MAX(tat, ?2) + ?3 RETURNING tat",
+                    (bucket, since, cost)).fetchone()
+            db.execute("DELETE FROM rate_state WHERE tat < ?", (now,))  # spent long enough ago to be worth nothing
+        return times
 
     # -- audit trail -------------------------------------------------------------
     def record_audit(self, event: AuditEvent) -> None:
-        with self._write() as db:
-            db.execute(f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (event.at, event.method, event.path, event.status, event.client, event.operator_id,
-                        event.key_id, event.collection_id, event.objects))
+        self.record_audit_batch([event])
 
-    def query_audit(self, operator_id: str | None = None, since: int | None = None,
-                    failures_only: bool = False, limit: int = 1000) -> list[AuditEvent]:
-        clauses, params = ["1"], []
-        if operator_id is not None:
-            clauses.append("operator_id = ?")
-            params.append(operator_id)
-        if since is not None:
-            clauses.append("at >= ?")
-            params.append(since)
-        if failures_only:
-            clauses.append("operator_id IS NULL")
-        rows = self._connection().execute(
-            f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE {' AND '.join(clauses)} ORDER BY at, seq LIMIT ?",
+    def record_audit_batch(self, events: list[AuditEvent]) -> None:
+        with self._write() as db:
+            _append_to_trail(db, events)
+
+    def record_audit_counts(self, events: list[AuditEvent]) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO audit_counts (minute, client, operator_id, key_id, status, at, method, path,"
+                " collection_id, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT"
+                " (minute, client, operator_id, key_id, status) DO UPDATE SET count = count + excluded.count",
+                [(e.at // MINUTE, e.client, e.operator_id or "", e.key_id or "", e.status, e.at, e.method, e.path,
+                  e.collection_id, e.count) for e in events])
+
+    def query_audit_log(self, operator_id: str | None, since: int | None, failures_only: bool,
+                        limit: int) -> tuple[list[AuditEvent], int]:
+        where, params = _audit_where(operator_id, since, failures_only, "operator_id IS NULL")
+        db = self._connection()
+        rows = db.execute(f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE {where} ORDER BY at DESC, seq DESC LIMIT ?",
+                          (*params, limit)).fetchall()
+        (total,) = db.execute(f"SELECT COUNT(*) FROM audit_log WHERE {where}", params).fetchone()
+        return [AuditEvent(*row) for row in rows], total
+
+    def query_audit_counts(self, operator_id: str | None, since: int | None, failures_only: bool,
+                           limit: int) -> tuple[list[AuditEvent], int]:
+        where, params = _audit_where(operator_id, since, failures_only, "operator_id = ''")
+        db = self._connection()
+        rows = db.execute(
+            f"SELECT {_AUDIT_COLUMNS}, count FROM audit_counts WHERE {where} ORDER BY at DESC, rowid DESC LIMIT ?",
             (*params, limit)).fetchall()
-        return [AuditEvent(*row) for row in rows]
+        (total,) = db.execute(f"SELECT COUNT(*) FROM audit_counts WHERE {where}", params).fetchone()
+        return [AuditEvent(at, method, path, status, client, operator or None, key or None, collection, objects, count)
+                for at, method, path, status, client, operator, key, collection, objects, count in rows], total
 
     # -- copying a whole store ---------------------------------------------------
     def collection_ids(self) -> list[str]:
@@ -386,6 +455,32 @@ class SQLiteStore(Store):
 
 
 _AUDIT_COLUMNS = "at, method, path, status, client, operator_id, key_id, collection_id, objects"
+MINUTE = 60_000_000
+
+
+def _append_to_trail(db, events: list[AuditEvent]) -> None:
+    db.executemany(f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(e.at, e.method, e.path, e.status, e.client, e.operator_id, e.key_id, e.collection_id,
+                     e.objects) for e in events])
+
+
+def _busy_or(exc: sqlite3.OperationalError) -> Exception:
+    """StoreBusy for a lock that was not granted in time; the error itself otherwise."""
+    message = str(exc).lower()
+    return StoreBusy(str(exc)) if "locked" in message or "busy" in message else exc
+
+
+def _audit_where(operator_id: str | None, since: int | None, failures_only: bool, anonymous: str) -> tuple[str, list]:
+    clauses, params = ["1"], []
+    if operator_id is not None:
+        clauses.append("operator_id = ?")
+        params.append(operator_id)
+    if since is not None:
+        clauses.append("at >= ?")
+        params.append(since)
+    if failures_only:  # failed authentications: anonymous and refused (401, or 429 once an address is limited)
+        clauses.append(f"{anonymous} AND status IN (401, 429)")
+    return " AND ".join(clauses), params
 _CLIENT_CERT_COLUMNS = "fingerprint, operator_id, subject, created, expires, revoked, label"
 _RECORD_COLUMNS = "object_id, type, version, version_key, spec_version, date_added, content_hash, body"
 _KEY_COLUMNS = "key_id, operator_id, secret_hash, created, expires, revoked, last_used, label"

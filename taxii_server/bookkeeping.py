@@ -1,0 +1,64 @@
+"""Writing the request path's bookkeeping off the request path.
+
+Each process has one bookkeeping thread. At least every FLUSH_SECONDS, and
+when the process exits gracefully (a gunicorn worker told to stop, a
+restart, the end of `serve`), it writes what requests left behind: audit
+records of reads, counted refusals, the rate-limit admissions to pay. A
+request therefore never waits for a commit of its own bookkeeping; what a
+crash (kill -9, power loss) can lose is what the last flush had not yet
+written: at most the last FLUSH_SECONDS of it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 1.0
+
+
+class Bookkeeper:
+    """Runs every `flush` task on a daemon thread of each process that served a request."""
+
+    def __init__(self, tasks: list[Callable[[], None]], interval: float = FLUSH_SECONDS):
+        self._tasks, self._interval = tasks, interval
+        self._lock, self._flushing = threading.Lock(), threading.Lock()
+        self._running_in: int | None = None  # the process whose thread this is: gunicorn forks after start-up
+        self._stop = threading.Event()
+
+    def ensure_running(self) -> None:
+        if self._running_in == os.getpid():
+            return
+        with self._lock:
+            if self._running_in == os.getpid():
+                return
+            self._running_in = os.getpid()
+            self._stop = threading.Event()
+            threading.Thread(target=self._run, args=(self._stop,), name="bookkeeping", daemon=True).start()
+            atexit.register(self.flush)
+
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self._interval):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything pending now; a task that fails keeps its work for the next flush."""
+        with self._flushing:
+            self._flush_all()
+
+    def _flush_all(self) -> None:
+        for task in self._tasks:
+            try:
+                task()
+            except Exception:  # a full disk or a busy store must not stop the thread; say so loudly
+                log.exception("bookkeeping: could not write %s; will try again", getattr(task, "__qualname__", task))
+
+    def stop(self) -> None:
+        """Stop the thread after one last flush (tests, and a server shutting down)."""
+        self._stop.set()
+        self.flush()
