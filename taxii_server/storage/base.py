@@ -180,7 +180,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def query(self, query: ObjectQuery) -> Page:
-        """One page of versions in `date_added` order."""
+        """One page of versions in `date_added` order, cut by `paging.page_from`: it
+        ends at a millisecond boundary whenever one lies within the page."""
 
     @abc.abstractmethod
     def object_exists(self, collection_id: str, object_id: str) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..timestamps import format_timestamp
+from ..timestamps import format_timestamp, millisecond_of, start_of_millisecond
 from .base import AddOutcome, NewVersion, StoreConflict, VersionRecord
 
 CONFLICT_MESSAGE = ("a different object with this id and version is already stored; "
@@ -51,7 +51,14 @@ class WritePlan:
 
 def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVersion]], clock: int,
                    now: Callable[[], int]) -> WritePlan:
-    """New versions in input order; each one stored gets `date_added = max(now, previous + 1)`."""
+    """New versions in input order. The first one stored gets the first microsecond of
+    a millisecond that no earlier write used and that has not begun yet by `now`; each
+    further one the next microsecond.
+
+    So no millisecond holds versions of two writes: a poller that cuts its bookmark
+    (X-TAXII-Date-Added-Last) to the millisecond, which then means "after the end of
+    that millisecond" (timestamps.parse_added_after), has seen the whole millisecond
+    once it has seen the end of a write, and no later write can fall into it."""
     plan, added = WritePlan(clock=clock), {}
     for new in versions:
         known = [*held.get(new.object_id, ()), *added.get(new.object_id, ())]
@@ -59,7 +66,7 @@ def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVers
         if same is not None:
             plan.outcomes.append(AddOutcome(new.object_id, same.version, stored=False))
             continue
-        date_added = max(now(), plan.clock + 1)
+        date_added = plan.clock + 1 if plan.records else first_date_added(clock, now())
         version_key = new.version_key if new.version_key is not None else date_added
         version = new.version if new.version is not None else format_timestamp(date_added)
         if any(h.version_key == version_key for h in known):
@@ -73,6 +80,13 @@ def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVers
         plan.records.append(record)
     _settle_first_and_last(plan, held)
     return plan
+
+
+def first_date_added(clock: int, now: int) -> int:
+    """Where a write starts: in a millisecond after the collection clock's, and not before `now`."""
+    after_clock = millisecond_of(clock) + 1
+    not_before_now = -millisecond_of(-now)  # `now` rounded up to a whole millisecond
+    return start_of_millisecond(max(after_clock, not_before_now))
 
 
 def plan_import(collection_id: str, records: Iterable[VersionRecord], held: dict[str, list[HeldVersion]],
