@@ -197,7 +197,15 @@ def test_well_formed_filters_are_accepted_and_kept(limit, types, ids, added_afte
     assert query.limit == min(limit, MAX_LIMIT)
     assert query.types == tuple(dict.fromkeys(types))
     assert query.ids == tuple(dict.fromkeys(ids))
-    assert query.added_after == micros_of(moment)
+    assert query.added_after == last_microsecond_named(text, moment)
+
+
+def last_microsecond_named(text: str, moment: datetime) -> int:
+    """What `added_after` means: after the moment given to the microsecond, or after the
+    end of the millisecond when given with at most three fractional digits."""
+    fraction = re.search(r"[0-9]{2}:[0-9]{2}(?:\.([0-9]+))?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$", text).group(1) or ""
+    micros = micros_of(moment)
+    return micros if len(fraction) > 3 else micros - micros % 1000 + 999
 
 
 @PROPERTY
@@ -215,10 +223,14 @@ def test_a_filter_given_twice_is_refused_with_400(endpoint, data):
 def test_a_next_token_continues_only_the_query_and_caller_it_was_made_for(position, other_caller):
     signer = CursorSigner(SECRET)
     args = MultiDict({"match[type]": "indicator", "limit": "10"})
-    token = signer.make(position, parse("objects", args, signer=signer).fingerprint)
+    first = parse("objects", args, signer=signer)
+    token = signer.make(position, first.fingerprint, first.carried)
 
     continued = parse("objects", MultiDict({**args, "next": token}), signer=signer)
     assert continued.query.after_position == position
+    # `next` alone continues the query it was made for.
+    alone = parse("objects", MultiDict({"next": token}), signer=signer).query
+    assert (alone.after_position, alone.types) == (position, ("indicator",))
     # The page size may change between pages; the filters and the caller may not.
     assert parse("objects", MultiDict({"match[type]": "indicator", "limit": "99", "next": token}),
                  signer=signer).query.after_position == position
@@ -279,8 +291,8 @@ def test_formatting_preserves_order_as_text(first, second):
 @given(position=st.integers(min_value=-(2**63), max_value=2**63 - 1), fingerprint=fingerprints)
 def test_a_cursor_opens_to_the_position_it_was_made_with(position, fingerprint):
     signer = CursorSigner(SECRET)
-    assert signer.open(signer.make(position, fingerprint), fingerprint) == position
-    assert CursorSigner(SECRET).open(signer.make(position, fingerprint), fingerprint) == position  # any process
+    assert signer.open(signer.make(position, fingerprint), fingerprint).position == position
+    assert CursorSigner(SECRET).open(signer.make(position, fingerprint), fingerprint).position == position  # any process
 
 
 tamperings = st.one_of(
