@@ -20,7 +20,7 @@ from werkzeug.datastructures import MultiDict
 
 from taxii_server.errors import TaxiiError
 from taxii_server.query import ENDPOINT_FILTERS, KNOWN_FILTERS, CursorSigner, PageRequest, parse_filters
-from taxii_server.timestamps import TimestampError, format_timestamp, parse_timestamp
+from taxii_server.timestamps import TimestampError, format_timestamp, parse_added_after, parse_timestamp
 
 # Derandomized so CI checks the same examples every run; bounded so the file runs in seconds.
 PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, database=None)
@@ -353,3 +353,98 @@ def test_a_cursor_signed_under_another_server_secret_is_refused_with_400(positio
     with pytest.raises(TaxiiError) as refused:
         CursorSigner(SECRET).open(token, fingerprint)
     assert refused.value.status == 400
+
+
+
+# --- `next` alone continues its query (architecture rule 2) -----------------------------------------------------
+
+WELL_FORMED_SELECTING = {
+    "added_after": rfc3339_texts().map(lambda pair: pair[0]),
+    "match[id]": comma_lists(stix_ids),
+    "match[type]": comma_lists(stix_types),
+    "match[version]": st.one_of(st.just("all"), st.lists(st.sampled_from(["first", "last"]), min_size=1, max_size=2,
+                                                         unique=True).map(",".join)),
+    "match[spec_version]": comma_lists(st.from_regex(r"\A[0-9]{1,3}\.[0-9]{1,3}\Z")),
+}
+listing_filters = st.fixed_dictionaries({}, optional=WELL_FORMED_SELECTING)
+# Where each filter's value sits in `selection`.
+SELECTION_INDEX = {"match[id]": 0, "match[type]": 1, "match[version]": 2, "match[spec_version]": 3, "added_after": 4}
+
+
+def selection(query) -> tuple:
+    """What a query selects, apart from page size and position; item order does not matter."""
+    versions = query.versions
+    return (frozenset(query.ids), frozenset(query.types),
+            (versions.all, versions.first, versions.last, frozenset(versions.exact)),
+            frozenset(query.spec_versions), query.added_after)
+
+
+@PROPERTY
+@given(filters=listing_filters, position=in_range_micros, limit=st.integers(min_value=1, max_value=10**4))
+def test_a_next_token_alone_restores_the_query_it_was_made_for(filters, position, limit):
+    signer = CursorSigner(SECRET)
+    first = parse("objects", MultiDict(filters), signer=signer)
+    token = signer.make(position, first.fingerprint, first.carried)
+    alone = parse("objects", MultiDict({"next": token, "limit": str(limit)}), signer=signer)
+    assert selection(alone.query) == selection(first.query)
+    assert alone.query.after_position == position and alone.query.limit == min(limit, MAX_LIMIT)
+    assert alone.carried == first.carried  # so the following page's token carries the same query
+    repeated = parse("objects", MultiDict({**filters, "next": token}), signer=signer)
+    assert selection(repeated.query) == selection(first.query)
+
+
+@PROPERTY
+@given(filters=listing_filters, data=st.data())
+def test_a_filter_repeated_with_another_value_is_refused_with_400_naming_it(filters, data):
+    signer = CursorSigner(SECRET)
+    first = parse("objects", MultiDict(filters), signer=signer)
+    name = data.draw(st.sampled_from(sorted(WELL_FORMED_SELECTING)))
+    other = data.draw(WELL_FORMED_SELECTING[name])
+    index = SELECTION_INDEX[name]
+    same = selection(parse("objects", MultiDict({name: other})).query)[index] == selection(first.query)[index]
+    token = signer.make(position=1, fingerprint=first.fingerprint, carried=first.carried)
+    try:
+        continued = parse("objects", MultiDict({"next": token, name: other}), signer=signer)
+    except TaxiiError as refused:
+        assert refused.status == 400 and name in refused.description and not same
+    else:
+        assert same and selection(continued.query) == selection(first.query)
+
+
+@PROPERTY
+@given(filters=listing_filters, position=in_range_micros)
+def test_a_next_token_stays_short_enough_for_a_url(filters, position):
+    signer = CursorSigner(SECRET)
+    first = parse("objects", MultiDict(filters), signer=signer)
+    assert len(signer.make(position, first.fingerprint, first.carried)) <= 750
+    if not filters:
+        assert len(signer.make(position, first.fingerprint, first.carried)) <= 60
+
+
+@PROPERTY
+@given(ids=st.lists(stix_ids, min_size=40, max_size=60, unique=True), position=in_range_micros)
+def test_filters_too_long_for_a_token_must_be_sent_again_unchanged(ids, position):
+    signer = CursorSigner(SECRET)
+    args = MultiDict({"match[id]": ",".join(ids)})
+    first = parse("objects", args, signer=signer)
+    token = signer.make(position, first.fingerprint, first.carried)
+    assert len(token) <= 750
+    again = parse("objects", MultiDict({"match[id]": ",".join(reversed(ids)), "next": token}), signer=signer)
+    assert set(again.query.ids) == set(ids) and again.query.after_position == position
+    for partial in (MultiDict({"next": token}), MultiDict({"match[id]": ",".join(ids[1:]), "next": token})):
+        with pytest.raises(TaxiiError) as refused:
+            parse("objects", partial, signer=signer)
+        assert refused.value.status == 400
+
+
+# --- bookmarks cut to the millisecond ---------------------------------------------------------------------------
+
+@PROPERTY
+@given(micros=in_range_micros)
+def test_a_bookmark_cut_to_the_millisecond_means_after_the_end_of_that_millisecond(micros):
+    """What OpenCTI's platform sends back: X-TAXII-Date-Added-Last through a millisecond clock."""
+    text = format_timestamp(micros)
+    assert parse_added_after(text) == micros  # six digits: exactly after that moment
+    cut = text[:23] + "Z"
+    assert parse_added_after(cut) == micros - micros % 1000 + 999 >= micros
+    assert parse_added_after(text[:19] + "Z") == micros - micros % 1_000_000 + 999

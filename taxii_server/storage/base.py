@@ -180,8 +180,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def query(self, query: ObjectQuery) -> Page:
-        """One page of versions in `date_added` order, cut by `paging.page_from`: it
-        ends at a millisecond boundary whenever one lies within the page."""
+        """One page of versions in `date_added` order."""
 
     @abc.abstractmethod
     def object_exists(self, collection_id: str, object_id: str) -> bool:

@@ -57,7 +57,6 @@ from ..timestamps import now_micros
 from . import StorageError, redacted
 from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page, StatusMaker,
                    StatusRecord, Store, StoredVersion, VersionFilter, VersionRecord)
-from .paging import page_from
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 T = TypeVar("T")
@@ -233,7 +232,8 @@ class MongoStore(Store):
                                         session=session)
 
     def query(self, query: ObjectQuery) -> Page:
-        return page_from([_stored_version(doc) for doc in self.page_cursor(query)], query.limit)
+        records = [_stored_version(doc) for doc in self.page_cursor(query)]
+        return Page(records=records[: query.limit], more=len(records) > query.limit)
 
     def page_cursor(self, query: ObjectQuery):
         """The one `find` that reads a page (one record more than the limit, to tell

@@ -51,14 +51,16 @@ class WritePlan:
 
 def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVersion]], clock: int,
                    now: Callable[[], int]) -> WritePlan:
-    """New versions in input order. The first one stored gets the first microsecond of
-    a millisecond that no earlier write used and that has not begun yet by `now`; each
-    further one the next microsecond.
+    """New versions in input order. The first one stored gets `now`, or the first
+    microsecond of the next millisecond when `now` falls in a millisecond an earlier
+    write used; each further one the next microsecond.
 
-    So no millisecond holds versions of two writes: a poller that cuts its bookmark
-    (X-TAXII-Date-Added-Last) to the millisecond, which then means "after the end of
-    that millisecond" (timestamps.parse_added_after), has seen the whole millisecond
-    once it has seen the end of a write, and no later write can fall into it."""
+    So no millisecond holds versions of two writes. A poll's last page (`more` false)
+    ends at the end of a write, and a poller that cuts its X-TAXII-Date-Added-Last to
+    the millisecond, which then means "after the end of that millisecond"
+    (timestamps.parse_added_after), has seen the whole millisecond: no later write
+    can fall into it. Pages within a poll may end inside a write; they are continued
+    with `next`, which every client does while `more` is true."""
     plan, added = WritePlan(clock=clock), {}
     for new in versions:
         known = [*held.get(new.object_id, ()), *added.get(new.object_id, ())]
@@ -83,10 +85,9 @@ def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVers
 
 
 def first_date_added(clock: int, now: int) -> int:
-    """Where a write starts: in a millisecond after the collection clock's, and not before `now`."""
-    after_clock = millisecond_of(clock) + 1
-    not_before_now = -millisecond_of(-now)  # `now` rounded up to a whole millisecond
-    return start_of_millisecond(max(after_clock, not_before_now))
+    """Where a write starts: `now`, unless that falls in or before the millisecond of
+    the collection's clock (the last write's last version); then the next millisecond."""
+    return max(now, start_of_millisecond(millisecond_of(clock) + 1))
 
 
 def plan_import(collection_id: str, records: Iterable[VersionRecord], held: dict[str, list[HeldVersion]],

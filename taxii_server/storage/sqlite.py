@@ -19,7 +19,6 @@ from pathlib import Path
 from ..timestamps import now_micros
 from .base import (AddOutcome, ApiKeyRecord, AuditEvent, ClientCertRecord, NewVersion, ObjectQuery, Page, StatusMaker,
                    StatusRecord, Store, StoredVersion, VersionFilter, VersionRecord)
-from .paging import page_from
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 SCHEMA = """
@@ -205,7 +204,9 @@ class SQLiteStore(Store):
         where, params = _where(query)
         sql = f"SELECT {columns} FROM {_source(query)} WHERE {where} ORDER BY date_added LIMIT ?"
         rows = self._connection().execute(sql, (*params, query.limit + 1)).fetchall()
-        return page_from([StoredVersion(*row) for row in rows], query.limit)
+        more = len(rows) > query.limit
+        records = [StoredVersion(*row) for row in rows[: query.limit]]
+        return Page(records=records, more=more)
 
     def object_exists(self, collection_id: str, object_id: str) -> bool:
         row = self._connection().execute(
