@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -84,7 +85,8 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
 }
 
 # Only for servers that cannot run transactions (mongomock, in the test suite):
-# writes are then serialised within this one process instead.
+# writes are then serialised within this one process instead, and pages are read
+# between writes, so that a write is seen whole, as a committed transaction is.
 _UNTRANSACTED_WRITES = threading.RLock()
 
 
@@ -232,7 +234,8 @@ class MongoStore(Store):
                                         session=session)
 
     def query(self, query: ObjectQuery) -> Page:
-        records = [_stored_version(doc) for doc in self.page_cursor(query)]
+        with _UNTRANSACTED_WRITES if not self._transactions else nullcontext():
+            records = [_stored_version(doc) for doc in self.page_cursor(query)]
         return Page(records=records[: query.limit], more=len(records) > query.limit)
 
     def page_cursor(self, query: ObjectQuery):
