@@ -5,6 +5,8 @@ touched. A `next` token carries the last `date_added` of the page it ends and
 the filters of its query, compactly, so that `next` alone continues the query
 (as OpenCTI's connector and Elastic send it). It is signed by HMAC together with
 what it is bound to: the endpoint, the caller, the collection and the object.
+Match filters sent with it must be the token's; `added_after` sent with it is
+one more lower bound (`_continued`).
 """
 
 from __future__ import annotations
@@ -167,37 +169,45 @@ _PARSERS = {
 # -- what a `next` token carries ---------------------------------------------------------------------------------
 
 # One letter per filter in a token.
-_SHORT_NAMES = {"added_after": "a", "match[id]": "i", "match[type]": "t", "match[version]": "v",
-                "match[spec_version]": "s"}
-_DIGEST = "d"
+_SHORT_NAMES = {"match[id]": "i", "match[type]": "t", "match[version]": "v", "match[spec_version]": "s"}
+_ADDED_AFTER, _DIGEST = "a", "d"
+# The filters that must stay the same from page to page; `added_after` is a lower bound, like the position.
+MATCHING_FILTERS = tuple(_SHORT_NAMES)
 
 
 def _carried(filters: dict, defaults: dict) -> dict:
-    """The filters that differ from the endpoint's defaults, compactly; or only their
-    digest when they are too long to travel in a URL."""
-    carried = {_SHORT_NAMES[name]: _encoded(name, value) for name, value in filters.items()
-               if _canonical(name, value) != _canonical(name, defaults[name])}
-    if len(orjson.dumps(carried)) <= CARRIED_FILTERS_MAX:
-        return carried
-    return {_DIGEST: _digest(filters)}
+    """The filters that differ from the endpoint's defaults, compactly; the match filters
+    by their digest alone when they are too long to travel in a URL."""
+    carried = {_SHORT_NAMES[name]: _encoded(name, filters[name]) for name in MATCHING_FILTERS
+               if _canonical(name, filters[name]) != _canonical(name, defaults[name])}
+    if len(orjson.dumps(carried)) > CARRIED_FILTERS_MAX:
+        carried = {_DIGEST: _digest(filters)}
+    if filters["added_after"] is not None:
+        carried[_ADDED_AFTER] = filters["added_after"]
+    return carried
 
 
 def _continued(carried: dict, given: dict, defaults: dict) -> dict:
-    """The filters of the query a token continues; those the request repeats must match."""
+    """The filters of the query a token continues. Match filters the request repeats must
+    be the token's. An `added_after` it sends is one more lower bound: the page starts
+    after the later of it and the token's position. (OpenCTI's connector keeps the last
+    `next` of a poll and sends it with its new `added_after` on its next run.)"""
+    filters = dict(defaults)
     if _DIGEST in carried:
-        filters = {**defaults, **given}
+        filters.update((name, value) for name, value in given.items() if name in MATCHING_FILTERS)
         if not hmac.compare_digest(_digest(filters), str(carried[_DIGEST])):
             raise bad_request("This query's filters are too long to travel in its 'next' token: "
                               "send them again with it, unchanged.")
-        return filters
-    filters = dict(defaults)
     for name, short in _SHORT_NAMES.items():
         if short in carried:
             filters[name] = _decoded(name, carried[short])
     for name, value in given.items():
-        if _canonical(name, value) != _canonical(name, filters[name]):
+        if name in MATCHING_FILTERS and _canonical(name, value) != _canonical(name, filters[name]):
             raise bad_request(f"'{name}' differs from the query this 'next' token continues: "
                               "send it unchanged, or leave it out.")
+    bounds = [bound for bound in (_decoded("added_after", carried.get(_ADDED_AFTER)), given.get("added_after"))
+              if bound is not None]
+    filters["added_after"] = max(bounds) if bounds else None
     return filters
 
 
@@ -211,7 +221,7 @@ def _encoded(name: str, value):
 def _decoded(name: str, value):
     try:
         if name == "added_after":
-            return int(value)
+            return None if value is None else int(value)
         if name == "match[version]":
             flags = [item for item in value if isinstance(item, str)]
             return VersionFilter(all="all" in flags, first="first" in flags, last="last" in flags,
@@ -229,7 +239,7 @@ def _canonical(name: str, value):
 
 
 def _digest(filters: dict) -> str:
-    canonical = [_canonical(name, filters[name]) for name in SELECTING_FILTERS]
+    canonical = [_canonical(name, filters[name]) for name in MATCHING_FILTERS]
     return hashlib.sha256(orjson.dumps(canonical)).hexdigest()[:32]
 
 

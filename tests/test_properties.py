@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
 from taxii_server.errors import TaxiiError
-from taxii_server.query import ENDPOINT_FILTERS, KNOWN_FILTERS, CursorSigner, PageRequest, parse_filters
+from taxii_server.query import (ENDPOINT_FILTERS, KNOWN_FILTERS, MATCHING_FILTERS, CursorSigner, PageRequest,
+                                parse_filters)
 from taxii_server.timestamps import TimestampError, format_timestamp, parse_added_after, parse_timestamp
 
 # Derandomized so CI checks the same examples every run; bounded so the file runs in seconds.
@@ -395,10 +396,10 @@ def test_a_next_token_alone_restores_the_query_it_was_made_for(filters, position
 
 @PROPERTY
 @given(filters=listing_filters, data=st.data())
-def test_a_filter_repeated_with_another_value_is_refused_with_400_naming_it(filters, data):
+def test_a_match_filter_repeated_with_another_value_is_refused_with_400_naming_it(filters, data):
     signer = CursorSigner(SECRET)
     first = parse("objects", MultiDict(filters), signer=signer)
-    name = data.draw(st.sampled_from(sorted(WELL_FORMED_SELECTING)))
+    name = data.draw(st.sampled_from(sorted(MATCHING_FILTERS)))
     other = data.draw(WELL_FORMED_SELECTING[name])
     index = SELECTION_INDEX[name]
     same = selection(parse("objects", MultiDict({name: other})).query)[index] == selection(first.query)[index]
@@ -409,6 +410,20 @@ def test_a_filter_repeated_with_another_value_is_refused_with_400_naming_it(filt
         assert refused.status == 400 and name in refused.description and not same
     else:
         assert same and selection(continued.query) == selection(first.query)
+
+
+@PROPERTY
+@given(filters=listing_filters, added_after=rfc3339_texts(), position=in_range_micros)
+def test_an_added_after_sent_with_next_is_one_more_lower_bound(filters, added_after, position):
+    """OpenCTI's connector sends the last `next` of its previous run with its new added_after:
+    the page starts after both, and the match filters stay the token's."""
+    signer = CursorSigner(SECRET)
+    first = parse("objects", MultiDict(filters), signer=signer)
+    token = signer.make(position, first.fingerprint, first.carried)
+    continued = parse("objects", MultiDict({"next": token, "added_after": added_after[0]}), signer=signer).query
+    given = parse("objects", MultiDict({"added_after": added_after[0]})).query.added_after
+    assert continued.added_after == max(b for b in (first.query.added_after, given) if b is not None)
+    assert selection(continued)[:4] == selection(first.query)[:4] and continued.after_position == position
 
 
 @PROPERTY
