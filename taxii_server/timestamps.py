@@ -18,6 +18,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # RFC 3339 years have four digits: after applying the offset the moment must still fall within them.
 _FIRST = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
 _LAST = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+MICROS_PER_MILLISECOND = 1000
 
 
 class TimestampError(ValueError):
@@ -30,6 +31,26 @@ def parse_timestamp(text: str) -> int:
     Any fractional precision is accepted; digits past the sixth are truncated,
     which keeps `added_after` ("strictly later than") exact.
     """
+    return _parse(text)[0]
+
+
+def parse_added_after(text: str) -> int:
+    """An `added_after` bookmark -> the last microsecond it covers.
+
+    A bookmark given to the millisecond or coarser (at most three fractional
+    digits) means "after the end of that millisecond": clients that keep
+    X-TAXII-Date-Added-Last through a millisecond clock (JavaScript's Date,
+    moment) cut it there, and every write starts in a millisecond of its own
+    (storage/planning.py), so nothing later can share the millisecond they cut.
+    """
+    micros, fraction_digits = _parse(text)
+    if fraction_digits <= 3:
+        micros = micros - micros % MICROS_PER_MILLISECOND + MICROS_PER_MILLISECOND - 1
+    return micros
+
+
+def _parse(text: str) -> tuple[int, int]:
+    """(microseconds since the epoch, how many fractional digits the text gave)."""
     match = _RFC3339.fullmatch(text or "")  # not .match: "$" also matches before a trailing newline
     if not match:
         raise TimestampError(f"{text!r} is not an RFC 3339 timestamp such as 2026-01-31T12:00:00.000000Z")
@@ -48,7 +69,7 @@ def parse_timestamp(text: str) -> int:
         micros -= offset if sign == "+" else -offset
     if not _FIRST <= micros <= _LAST:
         raise TimestampError(f"{text!r} is outside the years 0001 to 9999 once converted to UTC")
-    return micros
+    return micros, len(fraction or "")
 
 
 def format_timestamp(micros: int) -> str:
@@ -62,6 +83,14 @@ def format_timestamp(micros: int) -> str:
 
 def now_micros() -> int:
     return time.time_ns() // 1000
+
+
+def millisecond_of(micros: int) -> int:
+    return micros // MICROS_PER_MILLISECOND
+
+
+def start_of_millisecond(millisecond: int) -> int:
+    return millisecond * MICROS_PER_MILLISECOND
 
 
 def _whole_micros(moment: datetime) -> int:

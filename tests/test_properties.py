@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
 from taxii_server.errors import TaxiiError
-from taxii_server.query import ENDPOINT_FILTERS, KNOWN_FILTERS, CursorSigner, PageRequest, parse_filters
-from taxii_server.timestamps import TimestampError, format_timestamp, parse_timestamp
+from taxii_server.query import (ENDPOINT_FILTERS, KNOWN_FILTERS, MATCHING_FILTERS, CursorSigner, PageRequest,
+                                parse_filters)
+from taxii_server.timestamps import TimestampError, format_timestamp, parse_added_after, parse_timestamp
 
 # Derandomized so CI checks the same examples every run; bounded so the file runs in seconds.
 PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, database=None)
@@ -197,7 +198,15 @@ def test_well_formed_filters_are_accepted_and_kept(limit, types, ids, added_afte
     assert query.limit == min(limit, MAX_LIMIT)
     assert query.types == tuple(dict.fromkeys(types))
     assert query.ids == tuple(dict.fromkeys(ids))
-    assert query.added_after == micros_of(moment)
+    assert query.added_after == last_microsecond_named(text, moment)
+
+
+def last_microsecond_named(text: str, moment: datetime) -> int:
+    """What `added_after` means: after the moment given to the microsecond, or after the
+    end of the millisecond when given with at most three fractional digits."""
+    fraction = re.search(r"[0-9]{2}:[0-9]{2}(?:\.([0-9]+))?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$", text).group(1) or ""
+    micros = micros_of(moment)
+    return micros if len(fraction) > 3 else micros - micros % 1000 + 999
 
 
 @PROPERTY
@@ -215,10 +224,14 @@ def test_a_filter_given_twice_is_refused_with_400(endpoint, data):
 def test_a_next_token_continues_only_the_query_and_caller_it_was_made_for(position, other_caller):
     signer = CursorSigner(SECRET)
     args = MultiDict({"match[type]": "indicator", "limit": "10"})
-    token = signer.make(position, parse("objects", args, signer=signer).fingerprint)
+    first = parse("objects", args, signer=signer)
+    token = signer.make(position, first.fingerprint, first.carried)
 
     continued = parse("objects", MultiDict({**args, "next": token}), signer=signer)
     assert continued.query.after_position == position
+    # `next` alone continues the query it was made for.
+    alone = parse("objects", MultiDict({"next": token}), signer=signer).query
+    assert (alone.after_position, alone.types) == (position, ("indicator",))
     # The page size may change between pages; the filters and the caller may not.
     assert parse("objects", MultiDict({"match[type]": "indicator", "limit": "99", "next": token}),
                  signer=signer).query.after_position == position
@@ -279,8 +292,8 @@ def test_formatting_preserves_order_as_text(first, second):
 @given(position=st.integers(min_value=-(2**63), max_value=2**63 - 1), fingerprint=fingerprints)
 def test_a_cursor_opens_to_the_position_it_was_made_with(position, fingerprint):
     signer = CursorSigner(SECRET)
-    assert signer.open(signer.make(position, fingerprint), fingerprint) == position
-    assert CursorSigner(SECRET).open(signer.make(position, fingerprint), fingerprint) == position  # any process
+    assert signer.open(signer.make(position, fingerprint), fingerprint).position == position
+    assert CursorSigner(SECRET).open(signer.make(position, fingerprint), fingerprint).position == position  # any process
 
 
 tamperings = st.one_of(
@@ -341,3 +354,112 @@ def test_a_cursor_signed_under_another_server_secret_is_refused_with_400(positio
     with pytest.raises(TaxiiError) as refused:
         CursorSigner(SECRET).open(token, fingerprint)
     assert refused.value.status == 400
+
+
+
+# --- `next` alone continues its query (architecture rule 2) -----------------------------------------------------
+
+WELL_FORMED_SELECTING = {
+    "added_after": rfc3339_texts().map(lambda pair: pair[0]),
+    "match[id]": comma_lists(stix_ids),
+    "match[type]": comma_lists(stix_types),
+    "match[version]": st.one_of(st.just("all"), st.lists(st.sampled_from(["first", "last"]), min_size=1, max_size=2,
+                                                         unique=True).map(",".join)),
+    "match[spec_version]": comma_lists(st.from_regex(r"\A[0-9]{1,3}\.[0-9]{1,3}\Z")),
+}
+listing_filters = st.fixed_dictionaries({}, optional=WELL_FORMED_SELECTING)
+# Where each filter's value sits in `selection`.
+SELECTION_INDEX = {"match[id]": 0, "match[type]": 1, "match[version]": 2, "match[spec_version]": 3, "added_after": 4}
+
+
+def selection(query) -> tuple:
+    """What a query selects, apart from page size and position; item order does not matter."""
+    versions = query.versions
+    return (frozenset(query.ids), frozenset(query.types),
+            (versions.all, versions.first, versions.last, frozenset(versions.exact)),
+            frozenset(query.spec_versions), query.added_after)
+
+
+@PROPERTY
+@given(filters=listing_filters, position=in_range_micros, limit=st.integers(min_value=1, max_value=10**4))
+def test_a_next_token_alone_restores_the_query_it_was_made_for(filters, position, limit):
+    signer = CursorSigner(SECRET)
+    first = parse("objects", MultiDict(filters), signer=signer)
+    token = signer.make(position, first.fingerprint, first.carried)
+    alone = parse("objects", MultiDict({"next": token, "limit": str(limit)}), signer=signer)
+    assert selection(alone.query) == selection(first.query)
+    assert alone.query.after_position == position and alone.query.limit == min(limit, MAX_LIMIT)
+    assert alone.carried == first.carried  # so the following page's token carries the same query
+    repeated = parse("objects", MultiDict({**filters, "next": token}), signer=signer)
+    assert selection(repeated.query) == selection(first.query)
+
+
+@PROPERTY
+@given(filters=listing_filters, data=st.data())
+def test_a_match_filter_repeated_with_another_value_is_refused_with_400_naming_it(filters, data):
+    signer = CursorSigner(SECRET)
+    first = parse("objects", MultiDict(filters), signer=signer)
+    name = data.draw(st.sampled_from(sorted(MATCHING_FILTERS)))
+    other = data.draw(WELL_FORMED_SELECTING[name])
+    index = SELECTION_INDEX[name]
+    same = selection(parse("objects", MultiDict({name: other})).query)[index] == selection(first.query)[index]
+    token = signer.make(position=1, fingerprint=first.fingerprint, carried=first.carried)
+    try:
+        continued = parse("objects", MultiDict({"next": token, name: other}), signer=signer)
+    except TaxiiError as refused:
+        assert refused.status == 400 and name in refused.description and not same
+    else:
+        assert same and selection(continued.query) == selection(first.query)
+
+
+@PROPERTY
+@given(filters=listing_filters, added_after=rfc3339_texts(), position=in_range_micros)
+def test_an_added_after_sent_with_next_is_one_more_lower_bound(filters, added_after, position):
+    """OpenCTI's connector sends the last `next` of its previous run with its new added_after:
+    the page starts after both, and the match filters stay the token's."""
+    signer = CursorSigner(SECRET)
+    first = parse("objects", MultiDict(filters), signer=signer)
+    token = signer.make(position, first.fingerprint, first.carried)
+    continued = parse("objects", MultiDict({"next": token, "added_after": added_after[0]}), signer=signer).query
+    given = parse("objects", MultiDict({"added_after": added_after[0]})).query.added_after
+    assert continued.added_after == max(b for b in (first.query.added_after, given) if b is not None)
+    assert selection(continued)[:4] == selection(first.query)[:4] and continued.after_position == position
+
+
+@PROPERTY
+@given(filters=listing_filters, position=in_range_micros)
+def test_a_next_token_stays_short_enough_for_a_url(filters, position):
+    signer = CursorSigner(SECRET)
+    first = parse("objects", MultiDict(filters), signer=signer)
+    assert len(signer.make(position, first.fingerprint, first.carried)) <= 750
+    if not filters:
+        assert len(signer.make(position, first.fingerprint, first.carried)) <= 60
+
+
+@PROPERTY
+@given(ids=st.lists(stix_ids, min_size=40, max_size=60, unique=True), position=in_range_micros)
+def test_filters_too_long_for_a_token_must_be_sent_again_unchanged(ids, position):
+    signer = CursorSigner(SECRET)
+    args = MultiDict({"match[id]": ",".join(ids)})
+    first = parse("objects", args, signer=signer)
+    token = signer.make(position, first.fingerprint, first.carried)
+    assert len(token) <= 750
+    again = parse("objects", MultiDict({"match[id]": ",".join(reversed(ids)), "next": token}), signer=signer)
+    assert set(again.query.ids) == set(ids) and again.query.after_position == position
+    for partial in (MultiDict({"next": token}), MultiDict({"match[id]": ",".join(ids[1:]), "next": token})):
+        with pytest.raises(TaxiiError) as refused:
+            parse("objects", partial, signer=signer)
+        assert refused.value.status == 400
+
+
+# --- bookmarks cut to the millisecond ---------------------------------------------------------------------------
+
+@PROPERTY
+@given(micros=in_range_micros)
+def test_a_bookmark_cut_to_the_millisecond_means_after_the_end_of_that_millisecond(micros):
+    """What OpenCTI's platform sends back: X-TAXII-Date-Added-Last through a millisecond clock."""
+    text = format_timestamp(micros)
+    assert parse_added_after(text) == micros  # six digits: exactly after that moment
+    cut = text[:23] + "Z"
+    assert parse_added_after(cut) == micros - micros % 1000 + 999 >= micros
+    assert parse_added_after(text[:19] + "Z") == micros - micros % 1_000_000 + 999

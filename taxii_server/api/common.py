@@ -68,18 +68,18 @@ def date_added_headers(page: Page, added_after: int | None) -> dict:
     return {"X-TAXII-Date-Added-First": format_timestamp(first), "X-TAXII-Date-Added-Last": format_timestamp(last)}
 
 
-def next_token(page: Page, fingerprint: str) -> str | None:
+def next_token(page: Page, wanted: PageRequest) -> str | None:
     if not page.more or not page.records:
         return None
-    return app_services().cursors.make(page.records[-1].date_added, fingerprint)
+    return app_services().cursors.make(page.records[-1].date_added, wanted.fingerprint, wanted.carried)
 
 
-def paged_listing(key: str, page: Page, items_json: list[bytes], fingerprint: str) -> bytes:
+def paged_listing(key: str, page: Page, items_json: list[bytes], wanted: PageRequest) -> bytes:
     """`{"more": .., "next": .., key: [...]}` built from pre-serialised items,
     so stored objects are sent as stored without being parsed again."""
     audit.note_objects(len(items_json))
     parts = [b'{"more":', b"true" if page.more else b"false"]
-    token = next_token(page, fingerprint)
+    token = next_token(page, wanted)
     if token:
         parts += [b',"next":', orjson.dumps(token)]
     if items_json:  # TAXII lists are never empty (§2): omit the key instead

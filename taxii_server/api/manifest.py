@@ -17,5 +17,5 @@ def get_manifest(collection_id: str):
     wanted = page_request("manifest", collection)
     page = app_services().store.query(replace(wanted.query, with_body=False))
     records = [orjson.dumps(manifest_record(record)) for record in page.records]
-    body = paged_listing("objects", page, records, wanted.fingerprint)
+    body = paged_listing("objects", page, records, wanted)
     return taxii_response(body, headers=date_added_headers(page, wanted.query.added_after))

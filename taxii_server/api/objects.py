@@ -25,7 +25,7 @@ def get_objects(collection_id: str):
     collection = readable_collection(collection_id)
     wanted = page_request("objects", collection)
     page = app_services().store.query(wanted.query)
-    body = paged_listing("objects", page, [record.body for record in page.records], wanted.fingerprint)
+    body = paged_listing("objects", page, [record.body for record in page.records], wanted)
     return taxii_response(body, headers=date_added_headers(page, wanted.query.added_after))
 
 
@@ -37,7 +37,7 @@ def get_object(collection_id: str, object_id: str):
     if not store.object_exists(collection.id, object_id):
         raise not_found("No object with this id is in the collection.")
     page = store.query(wanted.query)
-    body = paged_listing("objects", page, [record.body for record in page.records], wanted.fingerprint)
+    body = paged_listing("objects", page, [record.body for record in page.records], wanted)
     return taxii_response(body, headers=date_added_headers(page, wanted.query.added_after))
 
 

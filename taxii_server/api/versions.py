@@ -22,5 +22,5 @@ def get_versions(collection_id: str, object_id: str):
         raise not_found("No object with this id is in the collection.")
     page = store.query(replace(wanted.query, with_body=False))
     versions = [orjson.dumps(record.version) for record in page.records]
-    body = paged_listing("versions", page, versions, wanted.fingerprint)
+    body = paged_listing("versions", page, versions, wanted)
     return taxii_response(body, headers=date_added_headers(page, wanted.query.added_after))

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -95,7 +96,8 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
 }
 
 # Only for servers that cannot run transactions (mongomock, in the test suite):
-# writes are then serialised within this one process instead.
+# writes are then serialised within this one process instead, and pages are read
+# between writes, so that a write is seen whole, as a committed transaction is.
 _UNTRANSACTED_WRITES = threading.RLock()
 
 
@@ -253,7 +255,8 @@ class MongoStore(Store):
                                         session=session)
 
     def query(self, query: ObjectQuery) -> Page:
-        return take_page((_stored_version(doc) for doc in self.page_cursor(query)), query)
+        with _UNTRANSACTED_WRITES if not self._transactions else nullcontext():
+            return take_page((_stored_version(doc) for doc in self.page_cursor(query)), query)
 
     def page_cursor(self, query: ObjectQuery):
         """The one `find` that reads a page (one record more than the limit, to tell

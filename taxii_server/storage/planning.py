@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..timestamps import format_timestamp
+from ..timestamps import format_timestamp, millisecond_of, start_of_millisecond
 from .base import AddOutcome, NewVersion, StoreConflict, VersionRecord
 
 CONFLICT_MESSAGE = ("a different object with this id and version is already stored; "
@@ -51,7 +51,16 @@ class WritePlan:
 
 def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVersion]], clock: int,
                    now: Callable[[], int]) -> WritePlan:
-    """New versions in input order; each one stored gets `date_added = max(now, previous + 1)`."""
+    """New versions in input order. The first one stored gets `now`, or the first
+    microsecond of the next millisecond when `now` falls in a millisecond an earlier
+    write used; each further one the next microsecond.
+
+    So no millisecond holds versions of two writes. A poll's last page (`more` false)
+    ends at the end of a write, and a poller that cuts its X-TAXII-Date-Added-Last to
+    the millisecond, which then means "after the end of that millisecond"
+    (timestamps.parse_added_after), has seen the whole millisecond: no later write
+    can fall into it. Pages within a poll may end inside a write; they are continued
+    with `next`, which every client does while `more` is true."""
     plan, added = WritePlan(clock=clock), {}
     for new in versions:
         known = [*held.get(new.object_id, ()), *added.get(new.object_id, ())]
@@ -59,7 +68,7 @@ def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVers
         if same is not None:
             plan.outcomes.append(AddOutcome(new.object_id, same.version, stored=False))
             continue
-        date_added = max(now(), plan.clock + 1)
+        date_added = plan.clock + 1 if plan.records else first_date_added(clock, now())
         version_key = new.version_key if new.version_key is not None else date_added
         version = new.version if new.version is not None else format_timestamp(date_added)
         if any(h.version_key == version_key for h in known):
@@ -73,6 +82,12 @@ def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVers
         plan.records.append(record)
     _settle_first_and_last(plan, held)
     return plan
+
+
+def first_date_added(clock: int, now: int) -> int:
+    """Where a write starts: `now`, unless that falls in or before the millisecond of
+    the collection's clock (the last write's last version); then the next millisecond."""
+    return max(now, start_of_millisecond(millisecond_of(clock) + 1))
 
 
 def plan_import(collection_id: str, records: Iterable[VersionRecord], held: dict[str, list[HeldVersion]],
