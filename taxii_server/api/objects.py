@@ -12,7 +12,8 @@ from ..errors import TaxiiError, forbidden, not_found
 from ..media import content_type_is_taxii
 from ..storage.base import AddOutcome, NewVersion, StatusRecord, VersionFilter
 from ..timestamps import format_timestamp, now_micros
-from ..validation import Rejected, check_object, objects_from_body
+from ..sharing.screening import screen
+from ..validation import Rejected, objects_from_body
 from .common import (caller, date_added_headers, page_request, paged_listing, readable_collection, taxii_response,
                      visible_collection)
 
@@ -63,10 +64,10 @@ def add_objects(collection_id: str):
         raise TaxiiError(415, "Unsupported media type",
                          "Send the envelope as Content-Type: application/taxii+json;version=2.1.")
     received = now_micros()
-    checked = [check_object(item) for item in objects_from_body(_read_body())]
-    report = StatusReport(received, caller().operator.id, checked)
-    accepted = [item for item in checked if not isinstance(item, Rejected)]
-    app_services().store.add_versions(collection.id, accepted, status_for=report)
+    screening = screen(app_services().settings, caller(), collection, objects_from_body(_read_body()), received)
+    report = StatusReport(received, caller().operator.id, screening.checked)
+    app_services().store.add_versions(collection.id, screening.accepted, status_for=report,
+                                      submitted_by=screening.submission)
     audit.note_objects(report.success_count)
     return taxii_response(report.record.body, status=202)
 
