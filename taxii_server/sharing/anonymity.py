@@ -24,8 +24,9 @@ from ..config import Collection, Operator
 from .identities import anonymous_identity, identity_of
 from .scrubbing import REDACTED, is_reference, scrub_object
 
-# A run of digits as people write phone numbers: +44 (0)20 7946-0958.
-_PHONE_LIKE = re.compile(r"\+?\(?\d[\d ().-]{4,}\d")
+# What people write between the digits of a phone number, "(0)" of +44 (0)20 included.
+_PHONE_SEPARATOR = r"(?:[\s.-]|\(0\)|[()])*"
+# The fewest trailing digits that still name a number (a local number without its area code).
 _SHORTEST_PHONE = 7
 
 
@@ -81,42 +82,37 @@ def _drop_named_properties(value, names: re.Pattern):
 
 
 def _scrub(operator: Operator, text: str) -> str:
-    text = _emails(operator).sub(REDACTED, text)
-    text = _names(operator).sub(REDACTED, text)
-    phones = _phone_digits(operator)
-    if phones:
-        text = _PHONE_LIKE.sub(lambda match: REDACTED if _same_phone(match.group(), phones) else match.group(), text)
+    for pattern in (_emails(operator), _names(operator), _phones(operator)):
+        text = pattern.sub(REDACTED, text)
     return text
+
+
+def _any_of(alternatives: list[str], flags: int = 0) -> re.Pattern:
+    return re.compile("|".join(alternatives) if alternatives else r"(?!x)x", flags)  # (?!x)x matches nothing
 
 
 @functools.lru_cache(maxsize=256)
 def _names(operator: Operator) -> re.Pattern:
     names = sorted({operator.id, operator.name, *operator.aliases}, key=len, reverse=True)
-    words = "|".join(r"[\s_-]*".join(map(re.escape, name.split())) for name in names)
+    # "NT-SOC" is also found written "NT SOC", "nt_soc" or "NTSOC".
+    words = "|".join(r"[\s_-]*".join(map(re.escape, re.split(r"[\s_-]+", name.strip()))) for name in names)
     return re.compile(rf"(?<![A-Za-z0-9])(?:{words})(?![A-Za-z0-9])", re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=256)
 def _emails(operator: Operator) -> re.Pattern:
-    if not operator.emails:
-        return re.compile(r"(?!x)x")  # matches nothing
-    return re.compile("|".join(re.escape(email) for email in operator.emails), re.IGNORECASE)
+    return _any_of([re.escape(email) for email in operator.emails], re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=256)
-def _phone_digits(operator: Operator) -> tuple[str, ...]:
-    return tuple(_significant(phone) for phone in operator.phones)
-
-
-def _significant(text: str) -> str:
-    """The digits, without the leading zeros of a trunk or international prefix (0, 00)."""
-    return re.sub(r"\D", "", text).lstrip("0")
-
-
-def _same_phone(text: str, phones: tuple[str, ...]) -> bool:
-    """The same number as a configured one, written in international or national form:
-    +44 20 7946 0958, 0044 20 7946 0958 and 020 7946 0958 are one number."""
-    digits = _significant(text)
-    if len(digits) < _SHORTEST_PHONE:
-        return False
-    return any(phone.endswith(digits) or digits.endswith(phone) for phone in phones)
+def _phones(operator: Operator) -> re.Pattern:
+    """Each configured number in any spacing, international (+44, 0044) or national (0 trunk
+    prefix) form, or without its first digits: +44 20 7946 0958, 0044 20 7946 0958,
+    020 7946 0958, (020) 7946-0958 and 7946 0958 are all found."""
+    alternatives = []
+    for phone in operator.phones:
+        digits = re.sub(r"\D", "", phone).lstrip("0")
+        for start in range(len(digits) - _SHORTEST_PHONE + 1):
+            spaced = _PHONE_SEPARATOR.join(digits[start:])
+            alternatives.append(rf"(?:(?:\+|00){_PHONE_SEPARATOR}|0{_PHONE_SEPARATOR})?{spaced}")
+    return _any_of([rf"(?<!\d)(?:{a})(?!\d)" for a in alternatives])
