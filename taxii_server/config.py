@@ -231,22 +231,26 @@ DEFAULT_SCRUBBING = Path(__file__).resolve().parent / "sharing" / "scrubbing.yam
 
 
 def _sharing(section: dict, base: Path) -> SharingSettings:
-    """The sharing rules' settings: the built-in scrubbing rules, then the deployment's own file's."""
-    rules: dict[str, ScrubRule] = {}
-    files = [DEFAULT_SCRUBBING] + ([base / section["scrubbing_rules"]] if "scrubbing_rules" in section else [])
-    for file in files:
-        declared = _read_yaml(file)
-        _validate(declared, "scrubbing.schema.json", file)
-        for name in declared.get("disable", ()):
-            rules.pop(name, None)
-        for entry in declared.get("rules", ()):
-            try:
-                re.compile(entry["pattern"])
-            except re.error as exc:
-                raise ConfigError(f"{file}: rule {entry['name']!r}: not a regular expression: {exc}") from None
-            rules[entry["name"]] = ScrubRule(entry["name"], entry["pattern"], entry.get("replacement", "[redacted]"))
+    """The sharing rules' settings. Scrubbing applies the deployment's own rules first (the most
+    specific), then the built-in ones it neither disables nor replaces by name."""
+    built_in = _scrub_rules(DEFAULT_SCRUBBING)
+    own = _scrub_rules(base / section["scrubbing_rules"]) if "scrubbing_rules" in section else {"rules": []}
+    replaced = set(own.get("disable", ())) | {rule.name for rule in own["rules"]}
     return SharingSettings(max_future_skew=section.get("max_future_skew_seconds", 300) * 1_000_000,
-                           scrub_rules=tuple(rules.values()))
+                           scrub_rules=tuple(own["rules"] + [r for r in built_in["rules"] if r.name not in replaced]))
+
+
+def _scrub_rules(file: Path) -> dict:
+    declared = _read_yaml(file)
+    _validate(declared, "scrubbing.schema.json", file)
+    rules = []
+    for entry in declared.get("rules", ()):
+        try:
+            re.compile(entry["pattern"])
+        except re.error as exc:
+            raise ConfigError(f"{file}: rule {entry['name']!r}: not a regular expression: {exc}") from None
+        rules.append(ScrubRule(entry["name"], entry["pattern"], entry.get("replacement", "[redacted]")))
+    return {"disable": declared.get("disable", ()), "rules": rules}
 
 
 def _mutual_tls(section: dict | None, path: Path) -> MutualTLS | None:
