@@ -114,3 +114,13 @@ def test_a_version_within_the_allowed_skew_is_accepted(northtel):
     ahead = indicator(3, modified=stamp(timedelta(seconds=60)))
     successes, failures = status_details(northtel.post("/collections/northtel-reports/objects/", envelope(ahead)))
     assert len(successes) == 1 and not failures
+
+
+def test_no_operator_creates_objects_in_anothers_name(settings, northtel, southwave):
+    from taxii_server.sharing.identities import identity_of
+    framed = indicator(4, created_by_ref=identity_of(settings.operators["northtel"]))
+    _, failures = status_details(southwave.post("/collections/community/objects/", envelope(framed)))
+    assert "another operator's identity" in failures[0]["message"]
+    own = indicator(5, created_by_ref=identity_of(settings.operators["southwave"]))
+    successes, _ = status_details(southwave.post("/collections/southwave-reports/objects/", envelope(own)))
+    assert len(successes) == 1

@@ -91,7 +91,7 @@ def _any_of(alternatives: list[str], flags: int = 0) -> re.Pattern:
     return re.compile("|".join(alternatives) if alternatives else r"(?!x)x", flags)  # (?!x)x matches nothing
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=4096)  # a few per licensee, of which there may be hundreds
 def _names(operator: Operator) -> re.Pattern:
     names = sorted({operator.id, operator.name, *operator.aliases}, key=len, reverse=True)
     # "NT-SOC" is also found written "NT SOC", "nt_soc" or "NTSOC".
@@ -99,12 +99,12 @@ def _names(operator: Operator) -> re.Pattern:
     return re.compile(rf"(?<![A-Za-z0-9])(?:{words})(?![A-Za-z0-9])", re.IGNORECASE)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=4096)  # a few per licensee, of which there may be hundreds
 def _emails(operator: Operator) -> re.Pattern:
     return _any_of([re.escape(email) for email in operator.emails], re.IGNORECASE)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=4096)  # a few per licensee, of which there may be hundreds
 def _phones(operator: Operator) -> re.Pattern:
     """Each configured number in any spacing, international (+44, 0044) or national (0 trunk
     prefix) form, or without its first digits: +44 20 7946 0958, 0044 20 7946 0958,

@@ -7,6 +7,7 @@ name-based UUIDs (version 5), which STIX accepts for any object id.
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 from ..config import Collection, Operator, Settings
@@ -24,5 +25,11 @@ def anonymous_identity(collection: Collection) -> str:
     return f"identity--{uuid.uuid5(_NAMESPACE, f'anonymous/{collection.id}')}"
 
 
-def operator_with_identity(settings: Settings, identity: str) -> Operator | None:
-    return next((op for op in settings.operators.values() if identity_of(op) == identity), None)
+def operator_with_identity(settings: Settings, identity) -> Operator | None:
+    """The operator whose identity this is, if any."""
+    return _operators_by_identity(tuple(settings.operators.values())).get(identity) if isinstance(identity, str) else None
+
+
+@functools.lru_cache(maxsize=4)
+def _operators_by_identity(operators: tuple[Operator, ...]) -> dict[str, Operator]:
+    return {identity_of(op): op for op in operators}

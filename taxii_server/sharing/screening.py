@@ -8,7 +8,8 @@ versions of objects another operator owns (storage/planning.py).
 
 Per object, in this order:
 1. validation as STIX 2.1 (validation.py);
-2. the collection's TLP ceiling and unmarked rule (tlp.py);
+2. the collection's TLP ceiling and unmarked rule (tlp.py), and a `created_by_ref`
+   naming another operator's identity (no operator speaks for another);
 3. a version more than `sharing.max_future_skew_seconds` ahead of the server's
    clock is refused: `modified: 9999-12-31T23:59:59.999Z` would stay the
    latest version for ever;
@@ -22,11 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..auth import Principal
-from ..config import Collection, Settings
+from ..config import Collection, Operator, Settings
 from ..storage.base import NewVersion, Submission
 from ..timestamps import now_micros
 from ..validation import Rejected, check_object
 from . import anonymity, tlp
+from .identities import operator_with_identity
 
 IDENTITY_REFUSED = ("this collection is anonymous: an identity object naming the submitter is not stored here, "
                     "and references to it are replaced by the collection's anonymous identity")
@@ -52,7 +54,7 @@ def screen(settings: Settings, principal: Principal, collection: Collection, ite
     for item in items:
         version = check_object(item)
         if not isinstance(version, Rejected):
-            version = _refused(item, version, collection, settings, now)
+            version = _refused(item, version, collection, settings, operator, now)
         if not isinstance(version, Rejected) and hides_submitter:
             if anonymity.names_submitter(item, identities):
                 version = Rejected(version.object_id, version.version or "unknown", IDENTITY_REFUSED)
@@ -63,9 +65,15 @@ def screen(settings: Settings, principal: Principal, collection: Collection, ite
     return Screening(checked, Submission(operator.id, principal.key_id, derived_from))
 
 
-def _refused(item: dict, version: NewVersion, collection: Collection, settings: Settings,
+IMPERSONATION = "created_by_ref names another operator's identity; an operator creates objects only as itself"
+
+
+def _refused(item: dict, version: NewVersion, collection: Collection, settings: Settings, operator: Operator,
              now: int) -> NewVersion | Rejected:
     reason = tlp.refusal(item, collection)
+    creator = operator_with_identity(settings, item.get("created_by_ref"))
+    if reason is None and creator is not None and creator.id != operator.id:
+        reason = IMPERSONATION
     skew = settings.sharing.max_future_skew
     if reason is None and version.version_key is not None and version.version_key > now + skew:
         reason = (f"'modified' (or 'created') is more than {skew // 1_000_000} seconds ahead of the server's clock; "
