@@ -14,7 +14,7 @@ RUN pip install --no-cache-dir . && rm -rf taxii_server
 
 COPY deploy ./deploy
 COPY collections ./collections
-COPY config.yaml ./config.yaml
+COPY config.yaml scrubbing.yaml ./
 RUN mkdir -p /srv/data && chown taxii /srv/data
 USER taxii
 VOLUME /srv/data

@@ -105,9 +105,10 @@ def app_services() -> Services:
 def _register_blueprints(app: Flask, api_root: str) -> None:
     from .api import api_root as api_root_bp
     from .api import collections, discovery, manifest, objects, openapi, status, versions
+    from .sharing import http as sharing_http
 
     app.register_blueprint(discovery.blueprint)
     app.register_blueprint(openapi.blueprint)
     prefix = f"/{api_root}"
-    for module in (api_root_bp, status, collections, manifest, objects, versions):
+    for module in (api_root_bp, status, collections, manifest, objects, versions, sharing_http):
         app.register_blueprint(module.blueprint, url_prefix=prefix)

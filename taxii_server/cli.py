@@ -21,7 +21,7 @@ from .policy import access
 from .storage import StorageError, open_store, redacted
 from .storage.base import StoreConflict
 from .timestamps import TimestampError, format_timestamp, now_micros, parse_timestamp
-from .validation import Rejected, check_object, objects_from_body
+from .validation import Rejected, objects_from_body
 
 IMPORT_BATCH = 500
 
@@ -106,8 +106,13 @@ def check(settings: Settings):
 
 
 @main.command(help="List operators with the collections each can read and write.")
+@click.option("--json", "as_json", is_flag=True, help="Print each operator's id, name, role and STIX identity as JSON.")
 @with_config
-def operators(settings: Settings):
+def operators(settings: Settings, as_json: bool):
+    if as_json:
+        from .sharing.cli import operators_json
+        click.echo(operators_json(settings))
+        return
     for operator in settings.operators.values():
         click.echo(f"{operator.id}  role={operator.role}  name={operator.name!r}")
         for collection in settings.collections:
@@ -290,11 +295,20 @@ def tls_dev_cert(out_dir: str, hosts: tuple[str, ...], days: int, force: bool):
 @main.command("import", help="Load a STIX bundle (or TAXII envelope) file into a collection.")
 @click.argument("file", type=click.File("rb"))
 @click.option("--collection", "collection_ref", required=True, help="Collection id or alias.")
+@click.option("--as", "operator_id", help="Store the objects as this operator's (default: the regulator's): "
+                                          "the sharing rules and object ownership apply as to its own posts.")
 @with_config
-def import_bundle(settings: Settings, file, collection_ref: str):
+def import_bundle(settings: Settings, file, collection_ref: str, operator_id: str | None):
+    from .auth import Principal
+    from .sharing.cli import CLI_KEY_ID
+    from .sharing.screening import screen
+
     collection = settings.collection(collection_ref)
     if collection is None:
         raise click.ClickException(f"no collection {collection_ref!r}")
+    operator_id = operator_id or next(op.id for op in settings.operators.values() if op.role == "regulator")
+    _require_operator(settings, operator_id)
+    principal = Principal(settings.operators[operator_id], CLI_KEY_ID)
     try:
         items = objects_from_body(file.read())
     except TaxiiError as exc:
@@ -305,16 +319,16 @@ def import_bundle(settings: Settings, file, collection_ref: str):
     with click.progressbar(length=len(items), label=f"importing into {collection.alias or collection.id}",
                            file=sys.stderr) as bar:
         for start in range(0, len(items), IMPORT_BATCH):
-            batch = [check_object(item) for item in items[start:start + IMPORT_BATCH]]
-            problems += [f"{r.object_id}: {r.message}" for r in batch if isinstance(r, Rejected)]
-            for outcome in store.add_versions(collection.id, [v for v in batch if not isinstance(v, Rejected)]):
+            screening = screen(settings, principal, collection, items[start:start + IMPORT_BATCH])
+            problems += [f"{r.object_id}: {r.message}" for r in screening.checked if isinstance(r, Rejected)]
+            for outcome in store.add_versions(collection.id, screening.accepted, submitted_by=screening.submission):
                 if outcome.conflict:
                     problems.append(f"{outcome.object_id}: {outcome.conflict}")
                 elif outcome.stored:
                     stored += 1
                 else:
                     duplicates += 1
-            bar.update(len(batch))
+            bar.update(len(screening.checked))
     for problem in problems:
         click.echo(f"rejected {problem}", err=True)
     click.echo(f"{stored} stored, {duplicates} already present, {len(problems)} rejected")
@@ -401,6 +415,12 @@ def _state(revoked: int | None, expires: int | None, now: int) -> str:
 def _when(micros: int | None) -> str:
     return format_timestamp(micros) if micros else "-"
 
+
+# Commands defined in their own packages; imported last, as they use with_config above.
+from .sharing.cli import provenance, publish  # noqa: E402
+
+main.add_command(provenance)
+main.add_command(publish)
 
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -36,6 +37,12 @@ class Operator:
     id: str
     role: str  # "regulator" or "licensee"
     name: str
+    # Sharing rules (taxii_server/sharing): a declared STIX identity id (else one is derived
+    # from the id), and the other names, e-mail addresses and phone numbers that identify it.
+    identity: str | None = None
+    aliases: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,27 @@ class Collection:
     readers: tuple[str, ...] = ()
     writers: tuple[str, ...] = ()
     deleters: tuple[str, ...] = ()
+    # Sharing rules (taxii_server/sharing/tlp.py, anonymity.py): the highest TLP held, the
+    # TLP an unmarked object counts as (or "refuse"), and whether submitters are hidden.
+    tlp_ceiling: str = "red"
+    unmarked_tlp: str = "amber"
+    anonymous: bool = False
+
+
+@dataclass(frozen=True)
+class ScrubRule:
+    """Personal data removed from republished free text: what matches `pattern` becomes `replacement`."""
+
+    name: str
+    pattern: str
+    replacement: str
+
+
+@dataclass(frozen=True)
+class SharingSettings:
+    # A version whose `modified` (else `created`) is further ahead of the server's clock is refused.
+    max_future_skew: int = 300 * 1_000_000
+    scrub_rules: tuple[ScrubRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +131,7 @@ class Settings:
     rate_burst: int | None = None
     # Failed authentications one client address may make per minute (and at once); None: no limit.
     failed_authentications_per_minute: int | None = DEFAULT_FAILED_AUTHENTICATIONS_PER_MINUTE
+    sharing: SharingSettings = field(default_factory=SharingSettings)
     source: Path | None = field(default=None, compare=False)
     secret_file: Path | None = field(default=None, compare=False)  # None when the secret is in the environment
 
@@ -157,6 +186,7 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         rate_burst=raw.get("rate_limit", {}).get("burst"),
         failed_authentications_per_minute=raw.get("rate_limit", {}).get(
             "failed_authentications_per_minute", DEFAULT_FAILED_AUTHENTICATIONS_PER_MINUTE),
+        sharing=_sharing(raw.get("sharing", {}), base),
         source=path,
         secret_file=None if environ.get("TAXII_SERVER_SECRET") else secret_file,
     )
@@ -197,7 +227,8 @@ def _from_template(declaration: dict, template_name: str, operator: Operator) ->
     def fill(text):
         return text.replace("{operator_id}", operator.id).replace("{operator_name}", operator.name)
 
-    filled = {key: ([fill(v) for v in value] if isinstance(value, list) else fill(value))
+    filled = {key: ([fill(v) for v in value] if isinstance(value, list)
+                    else fill(value) if isinstance(value, str) else value)
               for key, value in declaration.items() if key != "template"}
     filled["id"] = derived_collection_id(template_name, operator.id)
     return _collection(filled)
@@ -219,6 +250,9 @@ def _collection(declaration: dict) -> Collection:
         readers=tuple(declaration["read"]),
         writers=tuple(declaration["write"]),
         deleters=tuple(declaration.get("delete", declaration["write"])),
+        tlp_ceiling=declaration.get("tlp_ceiling", "red"),
+        unmarked_tlp=declaration.get("unmarked_tlp", "amber"),
+        anonymous=declaration.get("anonymous", False),
     )
 
 
@@ -227,10 +261,38 @@ def _operators(entries: list[dict], path: Path) -> dict[str, Operator]:
     for entry in entries:
         if entry["id"] in operators:
             raise ConfigError(f"{path}: operator {entry['id']!r} is declared twice")
-        operators[entry["id"]] = Operator(id=entry["id"], role=entry["role"], name=entry.get("name", entry["id"]))
+        operators[entry["id"]] = Operator(id=entry["id"], role=entry["role"], name=entry.get("name", entry["id"]),
+                                          identity=entry.get("identity"), aliases=tuple(entry.get("aliases", ())),
+                                          emails=tuple(entry.get("emails", ())), phones=tuple(entry.get("phones", ())))
     if not any(op.role == "regulator" for op in operators.values()):
         raise ConfigError(f"{path}: no operator has role 'regulator'")
     return operators
+
+
+DEFAULT_SCRUBBING = Path(__file__).resolve().parent / "sharing" / "scrubbing.yaml"
+
+
+def _sharing(section: dict, base: Path) -> SharingSettings:
+    """The sharing rules' settings. Scrubbing applies the deployment's own rules first (the most
+    specific), then the built-in ones it neither disables nor replaces by name."""
+    built_in = _scrub_rules(DEFAULT_SCRUBBING)
+    own = _scrub_rules(base / section["scrubbing_rules"]) if "scrubbing_rules" in section else {"rules": []}
+    replaced = set(own.get("disable", ())) | {rule.name for rule in own["rules"]}
+    return SharingSettings(max_future_skew=section.get("max_future_skew_seconds", 300) * 1_000_000,
+                           scrub_rules=tuple(own["rules"] + [r for r in built_in["rules"] if r.name not in replaced]))
+
+
+def _scrub_rules(file: Path) -> dict:
+    declared = _read_yaml(file)
+    _validate(declared, "scrubbing.schema.json", file)
+    rules = []
+    for entry in declared.get("rules", ()):
+        try:
+            re.compile(entry["pattern"])
+        except re.error as exc:
+            raise ConfigError(f"{file}: rule {entry['name']!r}: not a regular expression: {exc}") from None
+        rules.append(ScrubRule(entry["name"], entry["pattern"], entry.get("replacement", "[redacted]")))
+    return {"disable": declared.get("disable", ()), "rules": rules}
 
 
 def _mutual_tls(section: dict | None, path: Path) -> MutualTLS | None:

@@ -36,3 +36,9 @@ def _named(operator: Operator, audience: tuple[str, ...]) -> bool:
                or entry == f"role:{operator.role}"
                or entry == f"operator:{operator.id}"
                for entry in audience)
+
+
+def can_republish(operator: Operator) -> bool:
+    """Turning another operator's report into one's own object, and seeing who submitted what
+    (provenance): the regulator's alone."""
+    return operator.role == "regulator"

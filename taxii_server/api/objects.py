@@ -13,7 +13,8 @@ from ..errors import TaxiiError, forbidden, not_found
 from ..media import content_type_is_taxii
 from ..storage.base import AddOutcome, NewVersion, StatusRecord, VersionFilter
 from ..timestamps import format_timestamp, now_micros
-from ..validation import Rejected, check_objects, objects_from_body
+from ..sharing.screening import screen
+from ..validation import Rejected, objects_from_body
 from .common import (caller, date_added_headers, page_request, paged_listing, readable_collection, taxii_response,
                      visible_collection)
 
@@ -71,12 +72,11 @@ def add_objects(collection_id: str):
     if too_many:
         raise too_many
     with one_post_at_a_time(caller().operator.id):
-        checked = check_objects(items, limits)
+        screening = screen(services.settings, caller(), collection, items, received)
         del items  # the parsed request is no longer needed; only the checked versions are
-        report = StatusReport(received, caller().operator.id, checked)
-        accepted = [item for item in checked if not isinstance(item, Rejected)]
-        services.store.add_versions(collection.id, accepted, status_for=report,
-                                    audit_for=audit.for_write(202))
+        report = StatusReport(received, caller().operator.id, screening.checked)
+        services.store.add_versions(collection.id, screening.accepted, status_for=report,
+                                    audit_for=audit.for_write(202), submitted_by=screening.submission)
     retention.purge_expired_statuses(services.store, limits.status_retention_seconds)
     audit.note_objects(report.success_count)
     return taxii_response(report.record.body, status=202)

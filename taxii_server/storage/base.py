@@ -114,6 +114,26 @@ class VersionRecord:
     date_added: int
     content_hash: bytes
     body: bytes
+    # Who stored it (see Submission); None for versions stored before submitters were recorded.
+    submitter: str | None = None
+    submitter_key: str | None = None
+    derived_from: str | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Who is storing versions: the operator and the key id it used (the CLI's
+    administrators name an operator and a key id of "cli").
+
+    With a submission the store records both on every version it stores, and
+    accepts a new version of an object only from the operator that stored the
+    object's first version in that collection (its owner). `derived_from`
+    names the version a republished object was made from
+    ("<collection id>/<object id>/<version>"), for provenance."""
+
+    operator_id: str
+    key_id: str
+    derived_from: str | None = None
 
 
 class StoreConflict(Exception):
@@ -201,13 +221,20 @@ class Store(abc.ABC):
     # -- objects -------------------------------------------------------------
     @abc.abstractmethod
     def add_versions(self, collection_id: str, versions: list[NewVersion],
-                     status_for: StatusMaker | None = None, audit_for: AuditMaker | None = None) -> list[AddOutcome]:
+                     status_for: StatusMaker | None = None, audit_for: AuditMaker | None = None,
+                     submitted_by: Submission | None = None) -> list[AddOutcome]:
         """Store the versions in one atomic write; report one outcome per input, in order.
 
         With `status_for`, the status resource it makes from the outcomes is
         saved in that same write: a status exists exactly when its objects do.
-        With `audit_for`, so is the audit record it makes. Raises StoreBusy when
-        the write cannot start in time."""
+        With `audit_for`, so is the audit record it makes. With `submitted_by`,
+        each stored version records its submitter, and a version of an object
+        owned by another operator is refused (planning.py). Raises StoreBusy
+        when the write cannot start in time."""
+
+    @abc.abstractmethod
+    def object_versions(self, collection_id: str, object_id: str) -> list[VersionRecord]:
+        """Every stored version of one object, submitters included, in version order (oldest first)."""
 
     @abc.abstractmethod
     def query(self, query: ObjectQuery) -> Page:

@@ -61,7 +61,8 @@ from pymongo.write_concern import WriteConcern
 from ..timestamps import now_micros
 from . import StorageError, redacted
 from .base import (AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, NewVersion, ObjectQuery, Page,
-                   StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion, VersionFilter, VersionRecord, take_page)
+                   StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion, Submission, VersionFilter,
+                   VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 T = TypeVar("T")
@@ -197,7 +198,8 @@ class MongoStore(Store):
 
     # -- objects -----------------------------------------------------------------
     def add_versions(self, collection_id: str, versions: list[NewVersion],
-                     status_for: StatusMaker | None = None, audit_for: AuditMaker | None = None) -> list[AddOutcome]:
+                     status_for: StatusMaker | None = None, audit_for: AuditMaker | None = None,
+                     submitted_by: Submission | None = None) -> list[AddOutcome]:
         if not versions and status_for is None and audit_for is None:
             return []
 
@@ -205,7 +207,7 @@ class MongoStore(Store):
             db = self._db()
             clock = self._take_clock(db, collection_id, session) if versions else 0
             held = self._held_versions(db, collection_id, {new.object_id for new in versions}, session)
-            plan = plan_additions(versions, held, clock, now_micros)
+            plan = plan_additions(versions, held, clock, now_micros, submitted_by)
             status = status_for(plan.outcomes) if status_for is not None else None
             event = audit_for(plan.outcomes) if audit_for is not None else None
             self._write_plan(db, collection_id, plan, session)
@@ -233,11 +235,13 @@ class MongoStore(Store):
             return held
         found = db.objects.find(
             {"collection_id": collection_id, "object_id": {"$in": sorted(object_ids)}},
-            {"_id": 0, "object_id": 1, "version_key": 1, "content_hash": 1, "version": 1},
+            {"_id": 0, "object_id": 1, "version_key": 1, "content_hash": 1, "version": 1, "date_added": 1,
+             "submitter": 1},
             session=session).hint("by_id")
         for doc in found:
             held.setdefault(doc["object_id"], []).append(
-                HeldVersion(doc["version_key"], bytes(doc["content_hash"]), doc["version"]))
+                HeldVersion(doc["version_key"], bytes(doc["content_hash"]), doc["version"], doc["date_added"],
+                            doc.get("submitter")))
         return held
 
     @staticmethod
@@ -266,6 +270,11 @@ class MongoStore(Store):
             projection["body"] = 1
         return (self._db().objects.find(_object_filter(query), projection)
                 .hint(_index_for(query)).sort("date_added", ASCENDING).limit(query.limit + 1))
+
+    def object_versions(self, collection_id: str, object_id: str) -> list[VersionRecord]:
+        found = (self._db().objects.find({"collection_id": collection_id, "object_id": object_id})
+                 .hint("by_id").sort("version_key", ASCENDING))
+        return [_version_record(doc) for doc in found]
 
     def object_exists(self, collection_id: str, object_id: str) -> bool:
         found = self._db().objects.find({"collection_id": collection_id, "object_id": object_id},
@@ -408,8 +417,7 @@ class MongoStore(Store):
     def export_versions(self, collection_id: str, after_position: int | None, limit: int) -> list[VersionRecord]:
         found = (self._db().objects.find({"collection_id": collection_id, "date_added": {"$gt": after_position or 0}})
                  .hint("by_date").sort("date_added", ASCENDING).limit(limit))
-        return [VersionRecord(doc["object_id"], doc["type"], doc["version"], doc["version_key"], doc["spec_version"],
-                              doc["date_added"], bytes(doc["content_hash"]), bytes(doc["body"])) for doc in found]
+        return [_version_record(doc) for doc in found]
 
     def import_versions(self, collection_id: str, records: list[VersionRecord]) -> int:
         def work(session) -> int:
@@ -492,7 +500,15 @@ def _object_document(collection_id: str, record: VersionRecord, is_first: bool, 
     return {"collection_id": collection_id, "object_id": record.object_id, "type": record.type,
             "version": record.version, "version_key": record.version_key, "spec_version": record.spec_version,
             "date_added": record.date_added, "is_first": is_first, "is_last": is_last,
-            "content_hash": record.content_hash, "body": record.body}
+            "content_hash": record.content_hash, "body": record.body, "submitter": record.submitter,
+            "submitter_key": record.submitter_key, "derived_from": record.derived_from}
+
+
+def _version_record(doc: dict) -> VersionRecord:
+    # Documents stored before submitters were recorded have no such fields: unknown.
+    return VersionRecord(doc["object_id"], doc["type"], doc["version"], doc["version_key"], doc["spec_version"],
+                         doc["date_added"], bytes(doc["content_hash"]), bytes(doc["body"]), doc.get("submitter"),
+                         doc.get("submitter_key"), doc.get("derived_from"))
 
 
 def _stored_version(doc: dict) -> StoredVersion:

@@ -15,10 +15,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..timestamps import format_timestamp, millisecond_of, start_of_millisecond
-from .base import AddOutcome, NewVersion, StoreConflict, VersionRecord
+from .base import AddOutcome, NewVersion, StoreConflict, Submission, VersionRecord
 
 CONFLICT_MESSAGE = ("a different object with this id and version is already stored; "
                     "publish a new version with a later 'modified'")
+# Names no one: in an anonymous collection the owner's identity is what the rule protects.
+NOT_OWNER_MESSAGE = ("this object was first stored in this collection by another operator, and only that operator "
+                     "may add versions of it; publish your own object under a new id instead")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class HeldVersion:
     version_key: int
     content_hash: bytes
     version: str
+    date_added: int = 0
+    submitter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class WritePlan:
 
 
 def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVersion]], clock: int,
-                   now: Callable[[], int]) -> WritePlan:
+                   now: Callable[[], int], submitted_by: Submission | None = None) -> WritePlan:
     """New versions in input order. The first one stored gets `now`, or the first
     microsecond of the next millisecond when `now` falls in a millisecond an earlier
     write used; each further one the next microsecond.
@@ -60,7 +65,11 @@ def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVers
     the millisecond, which then means "after the end of that millisecond"
     (timestamps.parse_added_after), has seen the whole millisecond: no later write
     can fall into it. Pages within a poll may end inside a write; they are continued
-    with `next`, which every client does while `more` is true."""
+    with `next`, which every client does while `more` is true.
+
+    With `submitted_by`, a version of an object whose owner (see `_owner`) is
+    another operator is refused: checked here, inside the write, so two
+    operators racing to be first cannot both win."""
     plan, added = WritePlan(clock=clock), {}
     for new in versions:
         known = [*held.get(new.object_id, ()), *added.get(new.object_id, ())]
@@ -71,11 +80,15 @@ def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVers
         date_added = plan.clock + 1 if plan.records else first_date_added(clock, now())
         version_key = new.version_key if new.version_key is not None else date_added
         version = new.version if new.version is not None else format_timestamp(date_added)
+        owner = _owner(known)
+        if submitted_by is not None and owner is not None and owner != submitted_by.operator_id:
+            plan.outcomes.append(AddOutcome(new.object_id, version, stored=False, conflict=NOT_OWNER_MESSAGE))
+            continue
         if any(h.version_key == version_key for h in known):
             plan.outcomes.append(AddOutcome(new.object_id, version, stored=False, conflict=CONFLICT_MESSAGE))
             continue
         record = VersionRecord(new.object_id, new.type, version, version_key, new.spec_version, date_added,
-                               new.content_hash, new.body)
+                               new.content_hash, new.body, *_recorded(submitted_by))
         added.setdefault(new.object_id, []).append(_held(record))
         plan.outcomes.append(AddOutcome(new.object_id, version, stored=True))
         plan.clock = date_added
@@ -118,7 +131,22 @@ def plan_import(collection_id: str, records: Iterable[VersionRecord], held: dict
 
 
 def _held(record: VersionRecord) -> HeldVersion:
-    return HeldVersion(record.version_key, record.content_hash, record.version)
+    return HeldVersion(record.version_key, record.content_hash, record.version, record.date_added, record.submitter)
+
+
+def _owner(known: list[HeldVersion]) -> str | None:
+    """The operator that stored the object's earliest stored version with a known submitter.
+
+    Versions stored before submitters were recorded name nobody: an object
+    with only those is owned by whoever first adds a version with a submitter."""
+    recorded = [h for h in known if h.submitter is not None]
+    return min(recorded, key=lambda h: h.date_added).submitter if recorded else None
+
+
+def _recorded(submitted_by: Submission | None) -> tuple[str | None, str | None, str | None]:
+    if submitted_by is None:
+        return None, None, None
+    return submitted_by.operator_id, submitted_by.key_id, submitted_by.derived_from
 
 
 def _settle_first_and_last(plan: WritePlan, held: dict[str, list[HeldVersion]]) -> None:

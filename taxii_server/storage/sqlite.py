@@ -20,7 +20,8 @@ from pathlib import Path
 from ..file_modes import private_file
 from ..timestamps import now_micros
 from .base import (AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, NewVersion, ObjectQuery, Page,
-                   StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion, VersionFilter, VersionRecord, take_page)
+                   StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion, Submission, VersionFilter,
+                   VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 SCHEMA = """
@@ -36,7 +37,10 @@ CREATE TABLE IF NOT EXISTS objects (
     is_first      INTEGER NOT NULL,
     is_last       INTEGER NOT NULL,
     content_hash  BLOB    NOT NULL,
-    body          BLOB    NOT NULL
+    body          BLOB    NOT NULL,
+    submitter     TEXT,
+    submitter_key TEXT,
+    derived_from  TEXT
 );
 -- Serves every page with match[version]=all (and exact versions), in date_added order.
 CREATE UNIQUE INDEX IF NOT EXISTS objects_by_date ON objects (collection_id, date_added);
@@ -137,6 +141,9 @@ CREATE TRIGGER IF NOT EXISTS audit_counts_no_delete BEFORE DELETE ON audit_count
 """
 
 _COLUMNS = "object_id, type, version, spec_version, date_added"
+# Columns added after the first release, with their types: a store made before
+# them gets them on opening (NULL in its existing rows: submitter unknown).
+_ADDED_OBJECT_COLUMNS = {"submitter": "TEXT", "submitter_key": "TEXT", "derived_from": "TEXT"}
 # Well under SQLite's limit on parameters in one statement.
 _IDS_PER_SELECT = 500
 
@@ -154,6 +161,7 @@ class SQLiteStore(Store):
             private_file(Path(self.path))  # before SQLite creates it with the umask's mode
         self._local = threading.local()
         self._connection().executescript(SCHEMA)
+        self._add_missing_columns()
 
     # -- connections -----------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -190,6 +198,14 @@ class SQLiteStore(Store):
                 db.execute("ROLLBACK")
             raise _busy_or(exc) from None
 
+    def _add_missing_columns(self) -> None:
+        # Checked again under the write lock: workers opening an old store together add each column once.
+        with self._write() as db:
+            present = {row[1] for row in db.execute("PRAGMA table_info(objects)")}
+            for name, kind in _ADDED_OBJECT_COLUMNS.items():
+                if name not in present:
+                    db.execute(f"ALTER TABLE objects ADD COLUMN {name} {kind}")
+
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
@@ -198,12 +214,13 @@ class SQLiteStore(Store):
 
     # -- objects -----------------------------------------------------------------
     def add_versions(self, collection_id: str, versions: list[NewVersion],
-                     status_for: StatusMaker | None = None, audit_for: AuditMaker | None = None) -> list[AddOutcome]:
+                     status_for: StatusMaker | None = None, audit_for: AuditMaker | None = None,
+                     submitted_by: Submission | None = None) -> list[AddOutcome]:
         if not versions and status_for is None and audit_for is None:
             return []
         with self._write() as db:
             held = self._held_versions(db, collection_id, {new.object_id for new in versions})
-            plan = plan_additions(versions, held, self._read_clock(db, collection_id), now_micros)
+            plan = plan_additions(versions, held, self._read_clock(db, collection_id), now_micros, submitted_by)
             status = status_for(plan.outcomes) if status_for is not None else None
             event = audit_for(plan.outcomes) if audit_for is not None else None
             self._write_plan(db, collection_id, plan)
@@ -226,10 +243,11 @@ class SQLiteStore(Store):
         for start in range(0, len(ids), _IDS_PER_SELECT):
             chunk = ids[start:start + _IDS_PER_SELECT]
             rows = db.execute(
-                f"SELECT object_id, version_key, content_hash, version FROM objects INDEXED BY objects_by_id"
+                f"SELECT object_id, version_key, content_hash, version, date_added, submitter"
+                f" FROM objects INDEXED BY objects_by_id"
                 f" WHERE collection_id = ? AND object_id IN ({_marks(chunk)})", (collection_id, *chunk))
-            for object_id, version_key, content_hash, version in rows:
-                held.setdefault(object_id, []).append(HeldVersion(version_key, content_hash, version))
+            for object_id, *known in rows:
+                held.setdefault(object_id, []).append(HeldVersion(*known))
         return held
 
     @staticmethod
@@ -239,9 +257,11 @@ class SQLiteStore(Store):
                            [(collection_id, object_id) for object_id in object_ids])
         db.executemany(
             "INSERT INTO objects (collection_id, object_id, type, version, version_key, spec_version, date_added,"
-            " is_first, is_last, content_hash, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " is_first, is_last, content_hash, body, submitter, submitter_key, derived_from)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(collection_id, r.object_id, r.type, r.version, r.version_key, r.spec_version, r.date_added,
-              int(row.is_first), int(row.is_last), r.content_hash, r.body) for row in plan.rows for r in [row.record]])
+              int(row.is_first), int(row.is_last), r.content_hash, r.body, r.submitter, r.submitter_key,
+              r.derived_from) for row in plan.rows for r in [row.record]])
         if plan.rows:
             db.execute(
                 "INSERT INTO collection_clock (collection_id, last_date_added) VALUES (?, ?) "
@@ -254,6 +274,12 @@ class SQLiteStore(Store):
         sql = f"SELECT {columns} FROM {_source(query)} WHERE {where} ORDER BY date_added LIMIT ?"
         rows = self._connection().execute(sql, (*params, query.limit + 1))
         return take_page((StoredVersion(*row) for row in rows), query)
+
+    def object_versions(self, collection_id: str, object_id: str) -> list[VersionRecord]:
+        rows = self._connection().execute(
+            f"SELECT {_RECORD_COLUMNS} FROM objects INDEXED BY objects_by_id WHERE collection_id = ? AND object_id = ?"
+            " ORDER BY version_key", (collection_id, object_id))
+        return [_version_record(row) for row in rows]
 
     def object_exists(self, collection_id: str, object_id: str) -> bool:
         row = self._connection().execute(
@@ -423,7 +449,7 @@ class SQLiteStore(Store):
         rows = self._connection().execute(
             f"SELECT {_RECORD_COLUMNS} FROM objects WHERE collection_id = ? AND date_added > ?"
             " ORDER BY date_added LIMIT ?", (collection_id, after_position or 0, limit))
-        return [VersionRecord(*row) for row in rows]
+        return [_version_record(row) for row in rows]
 
     def import_versions(self, collection_id: str, records: list[VersionRecord]) -> int:
         with self._write() as db:
@@ -482,8 +508,15 @@ def _audit_where(operator_id: str | None, since: int | None, failures_only: bool
         clauses.append(f"{anonymous} AND status IN (401, 429)")
     return " AND ".join(clauses), params
 _CLIENT_CERT_COLUMNS = "fingerprint, operator_id, subject, created, expires, revoked, label"
-_RECORD_COLUMNS = "object_id, type, version, version_key, spec_version, date_added, content_hash, body"
+_RECORD_COLUMNS = ("object_id, type, version, version_key, spec_version, date_added, content_hash, body,"
+                   " submitter, submitter_key, derived_from")
 _KEY_COLUMNS = "key_id, operator_id, secret_hash, created, expires, revoked, last_used, label"
+
+
+def _version_record(row) -> VersionRecord:
+    object_id, kind, version, version_key, spec_version, date_added, content_hash, body, *submission = row
+    return VersionRecord(object_id, kind, version, version_key, spec_version, date_added, bytes(content_hash),
+                         bytes(body), *submission)
 
 
 def _source(query: ObjectQuery) -> str:

@@ -1,0 +1,80 @@
+"""The sharing rules of one write: the one entry point of every path that stores objects.
+
+`screen` takes the caller, the collection and the objects of a request, and
+returns what the store should try to store (validated `NewVersion`s) with the
+per-object refusals, in request order, and the `Submission` to hand to
+`Store.add_versions`, under which the store records the submitter and refuses
+versions of objects another operator owns (storage/planning.py).
+
+Per object, in this order:
+1. validation as STIX 2.1 (validation.py);
+2. the collection's TLP ceiling and unmarked rule (tlp.py), and a `created_by_ref`
+   naming another operator's identity (no operator speaks for another);
+3. a version more than `sharing.max_future_skew_seconds` ahead of the server's
+   clock is refused: `modified: 9999-12-31T23:59:59.999Z` would stay the
+   latest version for ever;
+4. in an anonymous collection, a licensee's identity object is refused and
+   everything else is anonymised (anonymity.py), then validated again, since
+   its content, and so its hash, changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..auth import Principal
+from ..config import Collection, Operator, Settings
+from ..storage.base import NewVersion, Submission
+from ..timestamps import now_micros
+from ..validation import Rejected, check_object, check_objects
+from . import anonymity, tlp
+from .identities import operator_with_identity
+
+IDENTITY_REFUSED = ("this collection is anonymous: an identity object naming the submitter is not stored here, "
+                    "and references to it are replaced by the collection's anonymous identity")
+
+
+@dataclass(frozen=True)
+class Screening:
+    checked: list[NewVersion | Rejected]
+    submission: Submission
+
+    @property
+    def accepted(self) -> list[NewVersion]:
+        return [item for item in self.checked if not isinstance(item, Rejected)]
+
+
+def screen(settings: Settings, principal: Principal, collection: Collection, items: list[dict],
+           now: int | None = None, derived_from: str | None = None) -> Screening:
+    now = now_micros() if now is None else now
+    operator = principal.operator
+    hides_submitter = collection.anonymous and operator.role == "licensee"
+    identities = anonymity.submitter_identities(operator, items) if hides_submitter else frozenset()
+    checked = []
+    for item, version in zip(items, check_objects(items, settings.work)):
+        if not isinstance(version, Rejected):
+            version = _refused(item, version, collection, settings, operator, now)
+        if not isinstance(version, Rejected) and hides_submitter:
+            if anonymity.names_submitter(item, identities):
+                version = Rejected(version.object_id, version.version or "unknown", IDENTITY_REFUSED)
+            else:
+                hidden = anonymity.anonymise(item, operator, identities, collection)
+                version = version if hidden == item else check_object(hidden)
+        checked.append(version)
+    return Screening(checked, Submission(operator.id, principal.key_id, derived_from))
+
+
+IMPERSONATION = "created_by_ref names another operator's identity; an operator creates objects only as itself"
+
+
+def _refused(item: dict, version: NewVersion, collection: Collection, settings: Settings, operator: Operator,
+             now: int) -> NewVersion | Rejected:
+    reason = tlp.refusal(item, collection)
+    creator = operator_with_identity(settings, item.get("created_by_ref"))
+    if reason is None and creator is not None and creator.id != operator.id:
+        reason = IMPERSONATION
+    skew = settings.sharing.max_future_skew
+    if reason is None and version.version_key is not None and version.version_key > now + skew:
+        reason = (f"'modified' (or 'created') is more than {skew // 1_000_000} seconds ahead of the server's clock; "
+                  "a version from the future would stay the latest for ever")
+    return version if reason is None else Rejected(version.object_id, version.version or "unknown", reason)
