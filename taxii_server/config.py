@@ -44,6 +44,8 @@ class Collection:
     readers: tuple[str, ...] = ()
     writers: tuple[str, ...] = ()
     deleters: tuple[str, ...] = ()
+    # Compliance records: note the first time each operator is sent each version (taxii_server/compliance).
+    track_deliveries: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class Settings:
     mtls: MutualTLS | None = None
     # Requests one API key may make per minute; None means no limit.
     requests_per_minute: int | None = None
+    # How long compliance records (deliveries, acknowledgements, sightings) are kept.
+    compliance_retention_days: int = 730
     source: Path | None = field(default=None, compare=False)
 
     def collection(self, id_or_alias: str) -> Collection | None:
@@ -130,6 +134,7 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         max_limit=max_limit,
         mtls=_mutual_tls(raw.get("mtls"), path),
         requests_per_minute=raw.get("rate_limit", {}).get("requests_per_minute"),
+        compliance_retention_days=raw.get("compliance", {}).get("retention_days", 730),
         source=path,
     )
 
@@ -153,6 +158,8 @@ def load_collections(folder: Path, operators: dict[str, Operator]) -> tuple[Coll
 
 def _from_template(declaration: dict, template_name: str, operator: Operator) -> Collection:
     def fill(text):
+        if not isinstance(text, str):  # e.g. track_deliveries: true
+            return text
         return text.replace("{operator_id}", operator.id).replace("{operator_name}", operator.name)
 
     filled = {key: ([fill(v) for v in value] if isinstance(value, list) else fill(value))
@@ -177,6 +184,7 @@ def _collection(declaration: dict) -> Collection:
         readers=tuple(declaration["read"]),
         writers=tuple(declaration["write"]),
         deleters=tuple(declaration.get("delete", declaration["write"])),
+        track_deliveries=declaration.get("track_deliveries", False),
     )
 
 
