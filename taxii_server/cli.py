@@ -11,6 +11,7 @@ from contextlib import closing
 import click
 
 from . import keys as api_keys
+from .compliance import cli as compliance_cli
 from .config import ConfigError, Settings, load_settings
 from .errors import TaxiiError
 from .migrate import copy_store, versions_to_copy
@@ -328,6 +329,8 @@ def migrate(source_url: str, destination_url: str):
                f"statuses: {report.statuses_copied} copied, {report.statuses_present} already present; "
                f"API keys written: {report.keys}; client certificates written: {report.client_certs}")
 
+
+compliance_cli.register(main, with_config)
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

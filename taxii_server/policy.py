@@ -36,3 +36,9 @@ def _named(operator: Operator, audience: tuple[str, ...]) -> bool:
                or entry == f"role:{operator.role}"
                or entry == f"operator:{operator.id}"
                for entry in audience)
+
+
+def can_see_compliance(operator: Operator) -> bool:
+    """Compliance records (deliveries, acknowledgements, sightings) are the regulator's alone:
+    to anyone else they do not exist."""
+    return operator.role == "regulator"
