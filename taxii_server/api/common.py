@@ -75,7 +75,7 @@ def paged_listing(key: str, page: Page, items_json: list[bytes], fingerprint: st
     """`{"more": .., "next": .., key: [...]}` built from pre-serialised items,
     so stored objects are sent as stored without being parsed again."""
     audit.note_objects(len(items_json))
-    page_sent(key, page)  # compliance records: what the caller has now been sent
+    page_sent(page)  # compliance records: what the caller has now been sent
     parts = [b'{"more":', b"true" if page.more else b"false"]
     token = next_token(page, fingerprint)
     if token:

@@ -18,7 +18,7 @@ import threading
 import weakref
 from collections.abc import Callable
 
-from flask import current_app, g
+from flask import current_app, g, request
 
 from ..storage.base import Delivery, Page, Poll, Store
 from ..timestamps import now_micros
@@ -31,17 +31,17 @@ FLUSH_INTERVAL = 1.0  # seconds
 MAX_BUFFERED = 100_000
 # Deliveries already written by this process, so that repeated polls buffer nothing again.
 MAX_REMEMBERED = 500_000
-# The listings that send objects (or their versions) to the caller.
-DELIVERING_LISTINGS = frozenset({"objects", "versions"})
+# The endpoints whose pages send objects (or their versions) to the caller; the manifest only lists them.
+DELIVERING_ENDPOINTS = frozenset({"objects.get_objects", "objects.get_object", "versions.get_versions"})
 
 DeliveryKey = tuple[str, str, str, str]  # collection, object, version, operator
 
 
-def page_sent(listing: str, page: Page) -> None:
+def page_sent(page: Page) -> None:
     """Note that the caller was sent `page` of the collection it is reading."""
     collection = g.get("collection_read")
     service = current_app.extensions.get(EXTENSION)  # compliance.service.ComplianceService
-    if listing in DELIVERING_LISTINGS and service and collection is not None and collection.track_deliveries:
+    if request.endpoint in DELIVERING_ENDPOINTS and service and collection is not None and collection.track_deliveries:
         service.recorder.record(g.principal.operator.id, collection.id, page, now_micros())
 
 

@@ -18,9 +18,10 @@ import binascii
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
+from werkzeug.exceptions import NotFound
 
 from ..config import Settings
-from ..errors import bad_request, not_found
+from ..errors import bad_request
 from ..policy import can_see_compliance
 from ..storage.base import Store
 from . import reports
@@ -46,8 +47,9 @@ def service() -> ComplianceService:
 
 @blueprint.before_request
 def _regulator_only() -> None:
+    # The very answer of a URL that does not exist: to a licensee, these do not.
     if not can_see_compliance(g.principal.operator):
-        raise not_found()
+        raise NotFound()
 
 
 @blueprint.get("/deliveries/")
