@@ -10,6 +10,7 @@ from flask import Flask, current_app, g, request
 from . import audit, limits
 from .auth import authenticate
 from .bookkeeping import Bookkeeper
+from .compliance import http as compliance
 from .config import Settings
 from .errors import TaxiiError, register_error_handlers
 from .media import accept_allows_taxii
@@ -49,6 +50,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.before_request(_authenticate_and_negotiate)
     app.after_request(_audit)
     _register_blueprints(app, settings.api_root_path)
+    compliance.install(app, settings, app.extensions["taxii"].store)
     return app
 
 

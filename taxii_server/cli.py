@@ -13,6 +13,7 @@ import click
 from click.core import ParameterSource
 
 from . import keys as api_keys
+from .compliance import cli as compliance_cli
 from .config import ConfigError, Settings, load_settings
 from .errors import TaxiiError
 from .file_modes import open_to_others, server_files
@@ -373,6 +374,9 @@ def _refuse_passwords_in_arguments(**variables: str) -> None:
         if context.get_parameter_source(parameter) is ParameterSource.COMMANDLINE and urlsplit(url).password:
             raise click.UsageError(f"{redacted(url)} carries a password, which other users can read in the process "
                                    f"list: give the URL in the environment variable {variable} instead")
+
+
+compliance_cli.register(main, with_config)
 
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")

@@ -75,6 +75,8 @@ class SharingSettings:
     # A version whose `modified` (else `created`) is further ahead of the server's clock is refused.
     max_future_skew: int = 300 * 1_000_000
     scrub_rules: tuple[ScrubRule, ...] = ()
+    # Compliance records: note the first time each operator is sent each version (taxii_server/compliance).
+    track_deliveries: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,8 @@ class Settings:
     # Failed authentications one client address may make per minute (and at once); None: no limit.
     failed_authentications_per_minute: int | None = DEFAULT_FAILED_AUTHENTICATIONS_PER_MINUTE
     sharing: SharingSettings = field(default_factory=SharingSettings)
+    # How long compliance records (deliveries, acknowledgements, sightings) are kept.
+    compliance_retention_days: int = 730
     source: Path | None = field(default=None, compare=False)
     secret_file: Path | None = field(default=None, compare=False)  # None when the secret is in the environment
 
@@ -187,6 +191,7 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         failed_authentications_per_minute=raw.get("rate_limit", {}).get(
             "failed_authentications_per_minute", DEFAULT_FAILED_AUTHENTICATIONS_PER_MINUTE),
         sharing=_sharing(raw.get("sharing", {}), base),
+        compliance_retention_days=raw.get("compliance", {}).get("retention_days", 730),
         source=path,
         secret_file=None if environ.get("TAXII_SERVER_SECRET") else secret_file,
     )
@@ -225,6 +230,8 @@ def load_collections(folder: Path, operators: dict[str, Operator]) -> tuple[Coll
 
 def _from_template(declaration: dict, template_name: str, operator: Operator) -> Collection:
     def fill(text):
+        if not isinstance(text, str):  # e.g. track_deliveries: true
+            return text
         return text.replace("{operator_id}", operator.id).replace("{operator_name}", operator.name)
 
     filled = {key: ([fill(v) for v in value] if isinstance(value, list)
@@ -253,6 +260,7 @@ def _collection(declaration: dict) -> Collection:
         tlp_ceiling=declaration.get("tlp_ceiling", "red"),
         unmarked_tlp=declaration.get("unmarked_tlp", "amber"),
         anonymous=declaration.get("anonymous", False),
+        track_deliveries=declaration.get("track_deliveries", False),
     )
 
 

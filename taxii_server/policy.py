@@ -42,3 +42,9 @@ def can_republish(operator: Operator) -> bool:
     """Turning another operator's report into one's own object, and seeing who submitted what
     (provenance): the regulator's alone."""
     return operator.role == "regulator"
+
+
+def can_see_compliance(operator: Operator) -> bool:
+    """Compliance records (deliveries, acknowledgements, sightings) are the regulator's alone:
+    to anyone else they do not exist."""
+    return operator.role == "regulator"

@@ -11,6 +11,7 @@ from flask import Response, g, request
 from .. import audit
 from ..app import app_services
 from ..auth import Principal
+from ..compliance.deliveries import page_sent
 from ..config import Collection
 from ..errors import forbidden, not_found
 from ..media import STIX_MEDIA_TYPE, TAXII_MEDIA_TYPE
@@ -50,6 +51,7 @@ def readable_collection(id_or_alias: str) -> Collection:
     collection, rights = visible_collection(id_or_alias)
     if not rights.can_read:
         raise forbidden("You may add objects to this collection but not read it.")
+    g.collection_read = collection
     return collection
 
 
@@ -78,6 +80,7 @@ def paged_listing(key: str, page: Page, items_json: list[bytes], wanted: PageReq
     """`{"more": .., "next": .., key: [...]}` built from pre-serialised items,
     so stored objects are sent as stored without being parsed again."""
     audit.note_objects(len(items_json))
+    page_sent(page)  # compliance records: what the caller has now been sent
     parts = [b'{"more":', b"true" if page.more else b"false"]
     token = next_token(page, wanted)
     if token:

@@ -214,6 +214,88 @@ class ClientCertRecord:
     label: str = ""
 
 
+# -- compliance records (taxii_server/compliance) ------------------------------------
+
+@dataclass(frozen=True)
+class Delivery:
+    """The first time `operator_id` was sent one version of an object (and, once
+    known, the first acknowledgement of that object it sent after receiving it)."""
+
+    collection_id: str
+    object_id: str
+    version: str
+    operator_id: str
+    delivered_at: int
+    acknowledged_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Poll:
+    """`operator_id` read a page of `collection_id` at `at`."""
+
+    operator_id: str
+    collection_id: str
+    at: int
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """An opinion or note from `operator_id` naming `object_id`, received at `acked_at`.
+
+    `status` is `acknowledged`, `not-delivered` (the operator had not been sent the
+    object when it acknowledged it) or `not-readable` (it may not read the object, or
+    the exchange holds none with that id). `settled` turns true once no delivery made
+    before `acked_at` can still be waiting in a server process's buffer."""
+
+    operator_id: str
+    object_id: str
+    ack_id: str
+    ack_version: str
+    collection_id: str
+    acked_at: int
+    value: str
+    status: str
+    settled: bool = False
+
+
+@dataclass(frozen=True)
+class SightingRecord:
+    """The latest version of one `sighting` a licensee reported."""
+
+    operator_id: str
+    sighting_id: str
+    version: str
+    version_key: int  # `version` in microseconds, to tell which of two versions is later
+    indicator_id: str
+    count: int
+    first_seen: int
+    last_seen: int
+    received_at: int
+
+
+@dataclass(frozen=True)
+class FalsePositive:
+    """A licensee's opinion disagreeing with an indicator."""
+
+    operator_id: str
+    opinion_id: str
+    indicator_id: str
+    value: str
+    reported_at: int
+
+
+@dataclass(frozen=True)
+class DeliveryCount:
+    """How many operators received one object version, and how many of them acknowledged it."""
+
+    collection_id: str
+    object_id: str
+    version: str
+    delivered: int
+    acknowledged: int
+    first_delivered: int
+
+
 class Store(abc.ABC):
     """A backend. Implementations must keep `date_added` strictly increasing
     within a collection, assigned inside the write that stores the version."""
@@ -380,6 +462,81 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def put_client_cert(self, record: ClientCertRecord) -> None:
         """Add the certificate, or replace the record held under its fingerprint."""
+
+    # -- compliance records (taxii_server/compliance) ------------------------------------
+    @abc.abstractmethod
+    def record_deliveries(self, deliveries: list[Delivery], polls: list[Poll]) -> None:
+        """Keep the earliest `delivered_at` of each (collection, object, version, operator)
+        and the latest poll of each (operator, collection); idempotent."""
+
+    @abc.abstractmethod
+    def deliveries(self, collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
+                   since: int | None, after: tuple[str, str, str, str] | None, limit: int) -> list[Delivery]:
+        """Deliveries in (collection, object, version, operator) order, after the key `after`;
+        None for `collection_ids` or `operator_ids` means all; `since` keeps those delivered at or after it."""
+
+    @abc.abstractmethod
+    def delivery_counts(self, collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
+                        since: int | None, after: tuple[str, str, str] | None, limit: int) -> list[DeliveryCount]:
+        """Per object version, in (collection, object, version) order after `after`: how many of the
+        operators (all, or `operator_ids`) received it, and how many of them acknowledged it."""
+
+    @abc.abstractmethod
+    def has_delivery(self, operator_id: str, object_id: str, collection_ids: tuple[str, ...], before: int) -> bool:
+        """True when any version of the object was delivered to the operator at or before `before`."""
+
+    @abc.abstractmethod
+    def mark_acknowledged(self, operator_id: str, object_id: str, collection_ids: tuple[str, ...], at: int) -> int:
+        """Set `acknowledged_at` = `at` on the operator's deliveries of the object made at
+        or before `at`, unless an earlier acknowledgement is already set; return how many."""
+
+    @abc.abstractmethod
+    def save_acknowledgement(self, ack: Acknowledgement) -> None:
+        """Insert or replace the record of (operator, object, ack id); the first `acked_at` is kept."""
+
+    @abc.abstractmethod
+    def acknowledgements(self, since: int | None = None, unsettled_only: bool = False) -> list[Acknowledgement]:
+        """In `acked_at` order."""
+
+    @abc.abstractmethod
+    def save_sighting(self, record: SightingRecord) -> None:
+        """Keep the record with the latest `version_key` of each (operator, sighting)."""
+
+    @abc.abstractmethod
+    def sightings(self) -> list[SightingRecord]: ...
+
+    @abc.abstractmethod
+    def save_false_positive(self, record: FalsePositive) -> None:
+        """Keep the first record of each (operator, opinion, indicator)."""
+
+    @abc.abstractmethod
+    def false_positives(self) -> list[FalsePositive]: ...
+
+    @abc.abstractmethod
+    def last_polls(self) -> list[Poll]:
+        """The latest poll of each (operator, collection)."""
+
+    @abc.abstractmethod
+    def undelivered(self, collection_id: str, operator_id: str, added_since: int) -> tuple[int, int | None]:
+        """(how many latest versions added at or after `added_since` were never delivered to the
+        operator, the `date_added` of the oldest of them)."""
+
+    @abc.abstractmethod
+    def unacknowledged_objects(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
+        """Per operator: objects delivered to it with a delivered version not acknowledged since."""
+
+    @abc.abstractmethod
+    def compliance_cursor(self, collection_id: str) -> int:
+        """The `date_added` up to which the collection's reports have been read (0 at first)."""
+
+    @abc.abstractmethod
+    def advance_compliance_cursor(self, collection_id: str, position: int) -> None:
+        """Move the cursor forward to `position` (never back)."""
+
+    @abc.abstractmethod
+    def purge_compliance(self, before: int) -> int:
+        """Delete deliveries, acknowledgements, sightings and false positives recorded before `before`;
+        return how many records went."""
 
     def close(self) -> None:
         """Release connections."""

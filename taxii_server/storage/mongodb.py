@@ -54,15 +54,16 @@ from urllib.parse import urlsplit
 
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import CollectionInvalid, ConnectionFailure, DuplicateKeyError, ExecutionTimeout, PyMongoError
+from pymongo.errors import (BulkWriteError, CollectionInvalid, ConnectionFailure, DuplicateKeyError, ExecutionTimeout,
+                            PyMongoError)
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from ..timestamps import now_micros
 from . import StorageError, redacted
-from .base import (AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, NewVersion, ObjectQuery, Page,
-                   StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion, Submission, VersionFilter,
-                   VersionRecord, take_page)
+from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, Delivery,
+                   DeliveryCount, FalsePositive, NewVersion, ObjectQuery, Page, Poll, SightingRecord, StatusMaker,
+                   StatusRecord, Store, StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 T = TypeVar("T")
@@ -95,6 +96,24 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
         ("by_time", [("at", ASCENDING), ("_id", ASCENDING)], {}),
     ],
 }
+
+# Compliance records (taxii_server/compliance): their collections, with the index
+# that keys each one; the time indexes serve `--since` and the retention purge.
+_DELIVERY_KEY = ("collection_id", "object_id", "version", "operator_id")
+COMPLIANCE_INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
+    "compliance_deliveries": [("by_key", [(name, ASCENDING) for name in _DELIVERY_KEY], {"unique": True}),
+                              ("by_time", [("delivered_at", ASCENDING)], {})],
+    "compliance_polls": [("by_key", [("operator_id", ASCENDING), ("collection_id", ASCENDING)], {"unique": True})],
+    "compliance_acks": [("by_key", [("operator_id", ASCENDING), ("object_id", ASCENDING), ("ack_id", ASCENDING)],
+                         {"unique": True}),
+                        ("by_time", [("acked_at", ASCENDING)], {})],
+    "compliance_sightings": [("by_key", [("operator_id", ASCENDING), ("sighting_id", ASCENDING)], {"unique": True})],
+    "compliance_false_positives": [("by_key", [("operator_id", ASCENDING), ("opinion_id", ASCENDING),
+                                               ("indicator_id", ASCENDING)], {"unique": True})],
+    "compliance_cursors": [],
+}
+COLLECTIONS += tuple(COMPLIANCE_INDEXES)
+INDEXES.update(COMPLIANCE_INDEXES)
 
 # Only for servers that cannot run transactions (mongomock, in the test suite):
 # writes are then serialised within this one process instead, and pages are read
@@ -445,6 +464,127 @@ class MongoStore(Store):
     def put_client_cert(self, record: ClientCertRecord) -> None:
         self._db().client_certs.replace_one({"_id": record.fingerprint}, _cert_document(record), upsert=True)
 
+    # -- compliance records (taxii_server/compliance) ------------------------------------
+    def record_deliveries(self, deliveries: list[Delivery], polls: list[Poll]) -> None:
+        db = self._db()
+        documents = [dict(vars(d)) for d in deliveries]
+        try:  # new deliveries in one round trip; the few already held keep the earlier time
+            if documents:
+                db.compliance_deliveries.insert_many(documents, ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                if error.get("code") != 11000:
+                    raise
+                held = documents[error["index"]]
+                db.compliance_deliveries.update_one({name: held[name] for name in _DELIVERY_KEY},
+                                                    {"$min": {"delivered_at": held["delivered_at"]}})
+        for p in polls:
+            _upsert(db.compliance_polls, {"operator_id": p.operator_id, "collection_id": p.collection_id},
+                    {"$max": {"at": p.at}})
+
+    def deliveries(self, collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
+                   since: int | None, after: tuple[str, str, str, str] | None, limit: int) -> list[Delivery]:
+        match = _delivery_match(collection_ids, operator_ids, since)
+        if after is not None:
+            match = {"$and": [match, _after_key(_DELIVERY_KEY, after)]}
+        found = (self._db().compliance_deliveries.find(match, {"_id": 0})
+                 .sort([(name, ASCENDING) for name in _DELIVERY_KEY]).limit(limit))
+        return [Delivery(**doc) for doc in found]
+
+    def delivery_counts(self, collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
+                        since: int | None, after: tuple[str, str, str] | None, limit: int) -> list[DeliveryCount]:
+        key = _DELIVERY_KEY[:3]
+        pipeline: list[dict] = [
+            {"$match": _delivery_match(collection_ids, operator_ids, since)},
+            {"$group": {"_id": {name: f"${name}" for name in key}, "delivered": {"$sum": 1},
+                        "acknowledged": {"$sum": {"$cond": [{"$gt": ["$acknowledged_at", None]}, 1, 0]}},
+                        "first_delivered": {"$min": "$delivered_at"}}},
+            {"$project": {**{name: f"$_id.{name}" for name in key}, "delivered": 1, "acknowledged": 1,
+                          "first_delivered": 1, "_id": 0}},
+        ]
+        if after is not None:
+            pipeline.append({"$match": _after_key(key, after)})
+        pipeline += [{"$sort": {name: 1 for name in key}}, {"$limit": limit}]
+        return [DeliveryCount(**doc) for doc in self._db().compliance_deliveries.aggregate(pipeline)]
+
+    def has_delivery(self, operator_id: str, object_id: str, collection_ids: tuple[str, ...], before: int) -> bool:
+        return self._db().compliance_deliveries.find_one(
+            {"collection_id": {"$in": list(collection_ids)}, "object_id": object_id, "operator_id": operator_id,
+             "delivered_at": {"$lte": before}}, {"_id": 1}) is not None
+
+    def mark_acknowledged(self, operator_id: str, object_id: str, collection_ids: tuple[str, ...], at: int) -> int:
+        return self._db().compliance_deliveries.update_many(
+            {"collection_id": {"$in": list(collection_ids)}, "object_id": object_id, "operator_id": operator_id,
+             "delivered_at": {"$lte": at}, "$or": [{"acknowledged_at": None}, {"acknowledged_at": {"$gt": at}}]},
+            {"$set": {"acknowledged_at": at}}).modified_count
+
+    def save_acknowledgement(self, ack: Acknowledgement) -> None:
+        fields = dict(vars(ack))
+        key = {name: fields.pop(name) for name in ("operator_id", "object_id", "ack_id")}
+        acked_at = fields.pop("acked_at")
+        _upsert(self._db().compliance_acks, key, {"$set": fields, "$min": {"acked_at": acked_at}})
+
+    def acknowledgements(self, since: int | None = None, unsettled_only: bool = False) -> list[Acknowledgement]:
+        match: dict[str, Any] = {"acked_at": {"$gte": since or 0}}
+        if unsettled_only:
+            match["settled"] = False
+        found = self._db().compliance_acks.find(match, {"_id": 0}).sort("acked_at", ASCENDING)
+        return [Acknowledgement(**doc) for doc in found]
+
+    def save_sighting(self, record: SightingRecord) -> None:
+        fields = dict(vars(record))
+        key = {name: fields.pop(name) for name in ("operator_id", "sighting_id")}
+        try:  # an upsert that finds only a later version tries to insert a second record, which the key refuses
+            self._db().compliance_sightings.update_one({**key, "version_key": {"$lt": record.version_key}},
+                                                       {"$set": fields}, upsert=True)
+        except DuplicateKeyError:
+            pass
+
+    def sightings(self) -> list[SightingRecord]:
+        return [SightingRecord(**doc) for doc in self._db().compliance_sightings.find({}, {"_id": 0})]
+
+    def save_false_positive(self, record: FalsePositive) -> None:
+        fields = dict(vars(record))
+        key = {name: fields.pop(name) for name in ("operator_id", "opinion_id", "indicator_id")}
+        _upsert(self._db().compliance_false_positives, key, {"$setOnInsert": fields})
+
+    def false_positives(self) -> list[FalsePositive]:
+        return [FalsePositive(**doc) for doc in self._db().compliance_false_positives.find({}, {"_id": 0})]
+
+    def last_polls(self) -> list[Poll]:
+        return [Poll(**doc) for doc in self._db().compliance_polls.find({}, {"_id": 0})]
+
+    def undelivered(self, collection_id: str, operator_id: str, added_since: int) -> tuple[int, int | None]:
+        db = self._db()
+        delivered = {(doc["object_id"], doc["version"]) for doc in db.compliance_deliveries.find(
+            {"collection_id": collection_id, "operator_id": operator_id}, {"_id": 0, "object_id": 1, "version": 1})}
+        latest = db.objects.find({"collection_id": collection_id, "is_last": True, "date_added": {"$gte": added_since}},
+                                 {"_id": 0, "object_id": 1, "version": 1, "date_added": 1}).hint("last_by_date")
+        missing = [doc["date_added"] for doc in latest if (doc["object_id"], doc["version"]) not in delivered]
+        return len(missing), min(missing, default=None)
+
+    def unacknowledged_objects(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
+        pipeline = [
+            {"$match": {"collection_id": {"$in": list(collection_ids)}, "acknowledged_at": None}},
+            {"$group": {"_id": {"operator_id": "$operator_id", "collection_id": "$collection_id",
+                                "object_id": "$object_id"}}},
+            {"$group": {"_id": "$_id.operator_id", "objects": {"$sum": 1}}},
+        ]
+        return {doc["_id"]: doc["objects"] for doc in self._db().compliance_deliveries.aggregate(pipeline)}
+
+    def compliance_cursor(self, collection_id: str) -> int:
+        doc = self._db().compliance_cursors.find_one({"_id": collection_id})
+        return doc["position"] if doc else 0
+
+    def advance_compliance_cursor(self, collection_id: str, position: int) -> None:
+        _upsert(self._db().compliance_cursors, {"_id": collection_id}, {"$max": {"position": position}})
+
+    def purge_compliance(self, before: int) -> int:
+        db = self._db()
+        return sum(db[name].delete_many({field: {"$lt": before}}).deleted_count for name, field in (
+            ("compliance_deliveries", "delivered_at"), ("compliance_acks", "acked_at"),
+            ("compliance_sightings", "received_at"), ("compliance_false_positives", "reported_at")))
+
 
 # -- queries ---------------------------------------------------------------------
 
@@ -593,3 +733,33 @@ def _set_once(collection, document_id: str, field: str, value: int) -> bool:
     if collection.update_one({"_id": document_id, field: None}, {"$set": {field: value}}).matched_count:
         return True
     return collection.count_documents({"_id": document_id}, limit=1) == 1
+
+
+# -- compliance records ----------------------------------------------------------
+
+def _upsert(collection, key: dict, update: dict) -> None:
+    """An idempotent upsert; two processes inserting one key at once make one of them
+    fail with a duplicate key, and running it again then updates the record."""
+    try:
+        collection.update_one(key, update, upsert=True)
+    except DuplicateKeyError:
+        collection.update_one(key, update, upsert=True)
+
+
+def _delivery_match(collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
+                    since: int | None) -> dict:
+    match: dict[str, Any] = {}
+    for field, values in (("collection_id", collection_ids), ("operator_id", operator_ids)):
+        if values is not None:
+            match[field] = {"$in": list(values)}
+    if since is not None:
+        match["delivered_at"] = {"$gte": since}
+    return match
+
+
+def _after_key(names: tuple[str, ...], values: tuple) -> dict:
+    """Documents whose key (`names`, compared in order) comes after `values`."""
+    options = []
+    for depth, name in enumerate(names):
+        options.append({**{earlier: values[i] for i, earlier in enumerate(names[:depth])}, name: {"$gt": values[depth]}})
+    return {"$or": options}

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from ..file_modes import private_file
 from ..timestamps import now_micros
-from .base import (AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, NewVersion, ObjectQuery, Page,
-                   StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion, Submission, VersionFilter,
-                   VersionRecord, take_page)
+from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, Delivery,
+                   DeliveryCount, FalsePositive, NewVersion, ObjectQuery, Page, Poll, SightingRecord, StatusMaker,
+                   StatusRecord, Store, StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 SCHEMA = """
@@ -160,7 +160,7 @@ class SQLiteStore(Store):
         if self.path != ":memory:":
             private_file(Path(self.path))  # before SQLite creates it with the umask's mode
         self._local = threading.local()
-        self._connection().executescript(SCHEMA)
+        self._connection().executescript(SCHEMA + COMPLIANCE_SCHEMA)
         self._add_missing_columns()
 
     # -- connections -----------------------------------------------------------
@@ -479,6 +479,132 @@ class SQLiteStore(Store):
             db.execute(f"INSERT OR REPLACE INTO client_certs ({_CLIENT_CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        astuple(record))
 
+    # -- compliance records (taxii_server/compliance) ------------------------------------
+    def record_deliveries(self, deliveries: list[Delivery], polls: list[Poll]) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO compliance_deliveries (collection_id, object_id, version, operator_id, delivered_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET delivered_at = excluded.delivered_at"
+                " WHERE excluded.delivered_at < delivered_at",
+                [(d.collection_id, d.object_id, d.version, d.operator_id, d.delivered_at) for d in deliveries])
+            db.executemany(
+                "INSERT INTO compliance_polls (operator_id, collection_id, at) VALUES (?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET at = MAX(at, excluded.at)",
+                [(p.operator_id, p.collection_id, p.at) for p in polls])
+
+    def deliveries(self, collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
+                   since: int | None, after: tuple[str, str, str, str] | None, limit: int) -> list[Delivery]:
+        where, params = _delivery_filter(collection_ids, operator_ids, since)
+        if after is not None:
+            where += " AND (collection_id, object_id, version, operator_id) > (?, ?, ?, ?)"
+            params += list(after)
+        rows = self._connection().execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM compliance_deliveries WHERE {where}"
+            " ORDER BY collection_id, object_id, version, operator_id LIMIT ?", (*params, limit))
+        return [Delivery(*row) for row in rows]
+
+    def delivery_counts(self, collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
+                        since: int | None, after: tuple[str, str, str] | None, limit: int) -> list[DeliveryCount]:
+        where, params = _delivery_filter(collection_ids, operator_ids, since)
+        if after is not None:
+            where += " AND (collection_id, object_id, version) > (?, ?, ?)"
+            params += list(after)
+        rows = self._connection().execute(
+            "SELECT collection_id, object_id, version, COUNT(*), COUNT(acknowledged_at), MIN(delivered_at)"
+            f" FROM compliance_deliveries WHERE {where} GROUP BY collection_id, object_id, version"
+            " ORDER BY collection_id, object_id, version LIMIT ?", (*params, limit))
+        return [DeliveryCount(*row) for row in rows]
+
+    def has_delivery(self, operator_id: str, object_id: str, collection_ids: tuple[str, ...], before: int) -> bool:
+        row = self._connection().execute(
+            f"SELECT 1 FROM compliance_deliveries WHERE collection_id IN ({_marks(collection_ids)})"
+            " AND object_id = ? AND operator_id = ? AND delivered_at <= ? LIMIT 1",
+            (*collection_ids, object_id, operator_id, before)).fetchone()
+        return row is not None
+
+    def mark_acknowledged(self, operator_id: str, object_id: str, collection_ids: tuple[str, ...], at: int) -> int:
+        with self._write() as db:
+            return db.execute(
+                f"UPDATE compliance_deliveries SET acknowledged_at = ? WHERE collection_id IN ({_marks(collection_ids)})"
+                " AND object_id = ? AND operator_id = ? AND delivered_at <= ?"
+                " AND (acknowledged_at IS NULL OR acknowledged_at > ?)",
+                (at, *collection_ids, object_id, operator_id, at, at)).rowcount
+
+    def save_acknowledgement(self, ack: Acknowledgement) -> None:
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO compliance_acks ({_ACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET ack_version = excluded.ack_version, value = excluded.value,"
+                " status = excluded.status, settled = excluded.settled, acked_at = MIN(acked_at, excluded.acked_at)",
+                astuple(ack))
+
+    def acknowledgements(self, since: int | None = None, unsettled_only: bool = False) -> list[Acknowledgement]:
+        clauses, params = ["acked_at >= ?"], [since or 0]
+        if unsettled_only:
+            clauses.append("settled = 0")
+        rows = self._connection().execute(
+            f"SELECT {_ACK_COLUMNS} FROM compliance_acks WHERE {' AND '.join(clauses)} ORDER BY acked_at", params)
+        return [Acknowledgement(*row[:-1], settled=bool(row[-1])) for row in rows]
+
+    def save_sighting(self, record: SightingRecord) -> None:
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO compliance_sightings ({_SIGHTING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET version = excluded.version, version_key = excluded.version_key,"
+                " indicator_id = excluded.indicator_id,"
+                " count = excluded.count, first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
+                " received_at = excluded.received_at WHERE excluded.version_key > version_key", astuple(record))
+
+    def sightings(self) -> list[SightingRecord]:
+        rows = self._connection().execute(f"SELECT {_SIGHTING_COLUMNS} FROM compliance_sightings")
+        return [SightingRecord(*row) for row in rows]
+
+    def save_false_positive(self, record: FalsePositive) -> None:
+        with self._write() as db:
+            db.execute(f"INSERT OR IGNORE INTO compliance_false_positives ({_FALSE_POSITIVE_COLUMNS})"
+                       " VALUES (?, ?, ?, ?, ?)", astuple(record))
+
+    def false_positives(self) -> list[FalsePositive]:
+        rows = self._connection().execute(f"SELECT {_FALSE_POSITIVE_COLUMNS} FROM compliance_false_positives")
+        return [FalsePositive(*row) for row in rows]
+
+    def last_polls(self) -> list[Poll]:
+        rows = self._connection().execute("SELECT operator_id, collection_id, at FROM compliance_polls")
+        return [Poll(*row) for row in rows]
+
+    def undelivered(self, collection_id: str, operator_id: str, added_since: int) -> tuple[int, int | None]:
+        count, oldest = self._connection().execute(
+            "SELECT COUNT(*), MIN(date_added) FROM objects o WHERE o.collection_id = ? AND o.is_last = 1"
+            " AND o.date_added >= ? AND NOT EXISTS (SELECT 1 FROM compliance_deliveries d"
+            " WHERE d.collection_id = o.collection_id AND d.object_id = o.object_id AND d.version = o.version"
+            " AND d.operator_id = ?)", (collection_id, added_since, operator_id)).fetchone()
+        return count, oldest
+
+    def unacknowledged_objects(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
+        if not collection_ids:
+            return {}
+        rows = self._connection().execute(
+            "SELECT operator_id, COUNT(DISTINCT collection_id || ' ' || object_id) FROM compliance_deliveries"
+            f" WHERE collection_id IN ({_marks(collection_ids)}) AND acknowledged_at IS NULL GROUP BY operator_id",
+            collection_ids)
+        return dict(rows.fetchall())
+
+    def compliance_cursor(self, collection_id: str) -> int:
+        row = self._connection().execute("SELECT position FROM compliance_cursors WHERE collection_id = ?",
+                                         (collection_id,)).fetchone()
+        return row[0] if row else 0
+
+    def advance_compliance_cursor(self, collection_id: str, position: int) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO compliance_cursors (collection_id, position) VALUES (?, ?)"
+                       " ON CONFLICT DO UPDATE SET position = MAX(position, excluded.position)",
+                       (collection_id, position))
+
+    def purge_compliance(self, before: int) -> int:
+        with self._write() as db:
+            return sum(db.execute(f"DELETE FROM {table} WHERE {column} < ?", (before,)).rowcount
+                       for table, column in _COMPLIANCE_TIMES)
+
 
 _AUDIT_COLUMNS = "at, method, path, status, client, operator_id, key_id, collection_id, objects"
 MINUTE = 60_000_000
@@ -571,3 +697,84 @@ def _version_clause(versions: VersionFilter) -> tuple[str | None, list]:
 
 def _marks(values) -> str:
     return ", ".join("?" * len(values))
+
+
+# -- compliance records ------------------------------------------------------------
+
+COMPLIANCE_SCHEMA = """
+-- One row per object version first sent to an operator; the key orders the delivery report.
+CREATE TABLE IF NOT EXISTS compliance_deliveries (
+    collection_id   TEXT    NOT NULL,
+    object_id       TEXT    NOT NULL,
+    version         TEXT    NOT NULL,
+    operator_id     TEXT    NOT NULL,
+    delivered_at    INTEGER NOT NULL,
+    acknowledged_at INTEGER,
+    PRIMARY KEY (collection_id, object_id, version, operator_id)
+) WITHOUT ROWID;
+-- --since and the retention purge read a time range.
+CREATE INDEX IF NOT EXISTS compliance_deliveries_by_time ON compliance_deliveries (delivered_at);
+CREATE TABLE IF NOT EXISTS compliance_polls (
+    operator_id   TEXT    NOT NULL,
+    collection_id TEXT    NOT NULL,
+    at            INTEGER NOT NULL,
+    PRIMARY KEY (operator_id, collection_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS compliance_acks (
+    operator_id   TEXT    NOT NULL,
+    object_id     TEXT    NOT NULL,
+    ack_id        TEXT    NOT NULL,
+    ack_version   TEXT    NOT NULL,
+    collection_id TEXT    NOT NULL,
+    acked_at      INTEGER NOT NULL,
+    value         TEXT    NOT NULL,
+    status        TEXT    NOT NULL,
+    settled       INTEGER NOT NULL,
+    PRIMARY KEY (operator_id, object_id, ack_id)
+);
+CREATE INDEX IF NOT EXISTS compliance_acks_by_time ON compliance_acks (acked_at);
+CREATE TABLE IF NOT EXISTS compliance_sightings (
+    operator_id  TEXT    NOT NULL,
+    sighting_id  TEXT    NOT NULL,
+    version      TEXT    NOT NULL,
+    version_key  INTEGER NOT NULL,
+    indicator_id TEXT    NOT NULL,
+    count        INTEGER NOT NULL,
+    first_seen   INTEGER NOT NULL,
+    last_seen    INTEGER NOT NULL,
+    received_at  INTEGER NOT NULL,
+    PRIMARY KEY (operator_id, sighting_id)
+);
+CREATE TABLE IF NOT EXISTS compliance_false_positives (
+    operator_id  TEXT    NOT NULL,
+    opinion_id   TEXT    NOT NULL,
+    indicator_id TEXT    NOT NULL,
+    value        TEXT    NOT NULL,
+    reported_at  INTEGER NOT NULL,
+    PRIMARY KEY (operator_id, opinion_id, indicator_id)
+);
+-- How far each licensee's private collection has been read for acknowledgements and sightings.
+CREATE TABLE IF NOT EXISTS compliance_cursors (
+    collection_id TEXT PRIMARY KEY,
+    position      INTEGER NOT NULL
+);
+"""
+_DELIVERY_COLUMNS = "collection_id, object_id, version, operator_id, delivered_at, acknowledged_at"
+_ACK_COLUMNS = "operator_id, object_id, ack_id, ack_version, collection_id, acked_at, value, status, settled"
+_SIGHTING_COLUMNS = "operator_id, sighting_id, version, version_key, indicator_id, count, first_seen, last_seen, received_at"
+_FALSE_POSITIVE_COLUMNS = "operator_id, opinion_id, indicator_id, value, reported_at"
+_COMPLIANCE_TIMES = (("compliance_deliveries", "delivered_at"), ("compliance_acks", "acked_at"),
+                     ("compliance_sightings", "received_at"), ("compliance_false_positives", "reported_at"))
+
+
+def _delivery_filter(collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
+                     since: int | None) -> tuple[str, list]:
+    clauses, params = ["1"], []
+    for column, values in (("collection_id", collection_ids), ("operator_id", operator_ids)):
+        if values is not None:
+            clauses.append(f"{column} IN ({_marks(values)})")
+            params += list(values)
+    if since is not None:
+        clauses.append("delivered_at >= ?")
+        params.append(since)
+    return " AND ".join(clauses), params

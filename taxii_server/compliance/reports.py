@@ -1,0 +1,154 @@
+"""The reports, as plain rows (dicts) for the command line, HTTP and any page.
+
+Each report first brings the records up to date (`ComplianceService.catch_up`).
+Times are RFC 3339 text, or None where there is none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from ..config import Collection
+from ..storage.base import Delivery, DeliveryCount
+from ..timestamps import TimestampError, format_timestamp, now_micros, parse_timestamp
+from . import scope
+from .service import ComplianceService
+
+DeliveryCursor = tuple[str, str, str, str]
+CountCursor = tuple[str, str, str]
+
+
+def delivery_rows(service: ComplianceService, collections: tuple[Collection, ...] | None = None,
+                  since: int | None = None, after: DeliveryCursor | None = None,
+                  limit: int = 1000) -> tuple[list[dict], DeliveryCursor | None]:
+    """One row per object version and licensee it was delivered to, and the cursor of the
+    next page (None at the end)."""
+    service.catch_up()
+    found = service.store.deliveries(_ids(service, collections), _licensee_ids(service), since, after, limit + 1)
+    page = found[:limit]
+    more = len(found) > limit
+    return [_delivery_row(service, d) for d in page], _delivery_key(page[-1]) if more else None
+
+
+def delivery_summary(service: ComplianceService, collections: tuple[Collection, ...] | None = None,
+                     since: int | None = None, after: CountCursor | None = None,
+                     limit: int = 1000) -> tuple[list[dict], CountCursor | None]:
+    """Per object version: how many licensees received it and how many acknowledged it."""
+    service.catch_up()
+    found = service.store.delivery_counts(_ids(service, collections), _licensee_ids(service), since, after, limit + 1)
+    page = found[:limit]
+    more = len(found) > limit
+    return [_count_row(service, c) for c in page], (page[-1].collection_id, page[-1].object_id,
+                                                      page[-1].version) if more else None
+
+
+def licensee_rows(service: ComplianceService) -> list[dict]:
+    """Per licensee: last request, last poll of each tracked collection it reads, what was
+    published to it but not yet delivered (and the oldest of that), acknowledgements pending."""
+    service.catch_up()
+    store, since = service.store, service.retained_since
+    polls = defaultdict(dict)
+    for poll in store.last_polls():
+        polls[poll.operator_id][poll.collection_id] = poll.at
+    every_published = tuple(dict.fromkeys(c.id for op in scope.licensees(service.settings)
+                                          for c in service.exchange.published_to(op)))
+    pending = store.unacknowledged_objects(every_published)
+    rows = []
+    for licensee in scope.licensees(service.settings):
+        undelivered, oldest = 0, None
+        for collection in service.exchange.published_to(licensee):
+            count, first = store.undelivered(collection.id, licensee.id, since)
+            undelivered += count
+            oldest = first if oldest is None or (first is not None and first < oldest) else oldest
+        key_uses = [key.last_used for key in store.list_keys(licensee.id) if key.last_used]
+        last_request = max([*key_uses, *polls[licensee.id].values()], default=None)
+        rows.append({
+            "operator": licensee.id,
+            "name": licensee.name,
+            "last_request": _when(last_request),
+            "last_polls": {_name(c): _when(polls[licensee.id].get(c.id))
+                           for c in scope.tracked(service.settings) if c in service.exchange.readable_by(licensee)},
+            "undelivered": undelivered,
+            "oldest_undelivered": _when(oldest),
+            "acknowledgements_pending": pending.get(licensee.id, 0),
+        })
+    return rows
+
+
+def sighting_rows(service: ComplianceService) -> list[dict]:
+    """Per indicator: licensees that saw it, total sightings, false-positive reports, first and last seen."""
+    service.catch_up()
+    seen: dict[str, dict] = {}
+
+    def entry(indicator_id: str) -> dict:
+        return seen.setdefault(indicator_id, {"indicator_id": indicator_id, "operators": set(), "sightings": 0,
+                                              "false_positives": 0, "first_seen": None, "last_seen": None})
+
+    for sighting in service.store.sightings():
+        row = entry(sighting.indicator_id)
+        row["operators"].add(sighting.operator_id)
+        row["sightings"] += sighting.count
+        row["first_seen"] = min(filter(None, (row["first_seen"], sighting.first_seen)))
+        row["last_seen"] = max(filter(None, (row["last_seen"], sighting.last_seen)))
+    for report in service.store.false_positives():
+        entry(report.indicator_id)["false_positives"] += 1
+    return [{**row, "operators": len(row["operators"]), "first_seen": _when(row["first_seen"]),
+             "last_seen": _when(row["last_seen"])} for _, row in sorted(seen.items())]
+
+
+def acknowledgement_rows(service: ComplianceService, since: int | None = None) -> list[dict]:
+    """Every acknowledgement, oldest first, with its status."""
+    service.catch_up()
+    return [{"operator": ack.operator_id, "object_id": ack.object_id, "acknowledged_at": _when(ack.acked_at),
+             "value": ack.value, "status": ack.status, "by": ack.ack_id, "by_version": ack.ack_version}
+            for ack in service.store.acknowledgements(since)]
+
+
+def since(text: str, now: int | None = None) -> int:
+    """`--since`: an RFC 3339 timestamp, or a duration back from now (`7d`, `12h`, `30m`, `45s`)."""
+    match = _DURATION.fullmatch(text)
+    if match:
+        return (now if now is not None else now_micros()) - int(match.group(1)) * _UNIT[match.group(2)] * 1_000_000
+    try:
+        return parse_timestamp(text)
+    except TimestampError:
+        raise ValueError(f"{text!r} is neither a timestamp nor a duration such as 7d") from None
+
+
+_DURATION = re.compile(r"(\d{1,9})([smhd])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _ids(service: ComplianceService, collections: tuple[Collection, ...] | None) -> tuple[str, ...]:
+    return tuple(c.id for c in (collections if collections is not None else scope.tracked(service.settings)))
+
+
+def _licensee_ids(service: ComplianceService) -> tuple[str, ...]:
+    return tuple(op.id for op in scope.licensees(service.settings))
+
+
+def _delivery_row(service: ComplianceService, delivery: Delivery) -> dict:
+    return {"object_id": delivery.object_id, "version": delivery.version,
+            "collection": _name(service.settings.collection(delivery.collection_id), delivery.collection_id),
+            "operator": delivery.operator_id, "delivered_at": _when(delivery.delivered_at),
+            "acknowledged_at": _when(delivery.acknowledged_at)}
+
+
+def _count_row(service: ComplianceService, count: DeliveryCount) -> dict:
+    return {"object_id": count.object_id, "version": count.version,
+            "collection": _name(service.settings.collection(count.collection_id), count.collection_id),
+            "licensees_delivered": count.delivered, "licensees_acknowledged": count.acknowledged,
+            "first_delivered": _when(count.first_delivered)}
+
+
+def _delivery_key(delivery: Delivery) -> DeliveryCursor:
+    return delivery.collection_id, delivery.object_id, delivery.version, delivery.operator_id
+
+
+def _name(collection: Collection | None, fallback: str = "") -> str:
+    return (collection.alias or collection.id) if collection is not None else fallback
+
+
+def _when(micros: int | None) -> str | None:
+    return format_timestamp(micros) if micros else None
