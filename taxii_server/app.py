@@ -48,6 +48,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
 
 # Served to anyone: the API description holds nothing an operator's key protects.
 PUBLIC_ENDPOINTS = frozenset({"openapi.description"})
+# Authenticated like TAXII, but plain lists for firewalls: no TAXII media negotiation.
+PLAIN_TEXT_BLUEPRINTS = frozenset({"feeds"})
 
 
 def _authenticate_and_negotiate() -> None:
@@ -56,7 +58,7 @@ def _authenticate_and_negotiate() -> None:
     services: Services = app_services()
     g.principal = authenticate(request.headers.get("Authorization"), services.settings, services.store)
     limits.enforce(services.store, g.principal, services.settings.requests_per_minute)
-    if not accept_allows_taxii(request.headers.get("Accept")):
+    if request.blueprint not in PLAIN_TEXT_BLUEPRINTS and not accept_allows_taxii(request.headers.get("Accept")):
         raise TaxiiError(406, "Not acceptable",
                          "This server answers with application/taxii+json;version=2.1; include it in Accept.")
 
@@ -78,3 +80,5 @@ def _register_blueprints(app: Flask, api_root: str) -> None:
     prefix = f"/{api_root}"
     for module in (api_root_bp, status, collections, manifest, objects, versions):
         app.register_blueprint(module.blueprint, url_prefix=prefix)
+    from .feeds import http as feeds
+    app.register_blueprint(feeds.blueprint)

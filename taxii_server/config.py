@@ -19,6 +19,7 @@ import jsonschema
 import orjson
 import yaml
 
+from .feeds.safety import SafetyRules
 from .storage import sqlite_path
 
 DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
@@ -82,6 +83,8 @@ class Settings:
     mtls: MutualTLS | None = None
     # Requests one API key may make per minute; None means no limit.
     requests_per_minute: int | None = None
+    # What firewall feeds never publish (taxii_server/feeds/safety.py).
+    feed_rules: SafetyRules = field(default_factory=SafetyRules.build)
     source: Path | None = field(default=None, compare=False)
 
     def collection(self, id_or_alias: str) -> Collection | None:
@@ -130,6 +133,7 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         max_limit=max_limit,
         mtls=_mutual_tls(raw.get("mtls"), path),
         requests_per_minute=raw.get("rate_limit", {}).get("requests_per_minute"),
+        feed_rules=_feed_rules(raw.get("feeds", {}), path),
         source=path,
     )
 
@@ -201,6 +205,15 @@ def _mutual_tls(section: dict | None, path: Path) -> MutualTLS | None:
         except ValueError:
             raise ConfigError(f"{path}: mtls/trusted_proxies: {entry!r} is not an IP address or network") from None
     return MutualTLS(proxy_header=section["proxy_header"], trusted_proxies=tuple(networks))
+
+
+def _feed_rules(section: dict, path: Path) -> SafetyRules:
+    allowlist = section.get("allowlist", {})
+    try:
+        return SafetyRules.build(allowlist.get("networks", ()), allowlist.get("domains", ()),
+                                 section.get("min_ipv4_prefix", 8), section.get("min_ipv6_prefix", 32))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: feeds/allowlist: {exc}") from None
 
 
 def _check_unique(collections: list[Collection], folder: Path) -> None:

@@ -36,3 +36,8 @@ def _named(operator: Operator, audience: tuple[str, ...]) -> bool:
                or entry == f"role:{operator.role}"
                or entry == f"operator:{operator.id}"
                for entry in audience)
+
+
+def reads_feed_report(operator: Operator) -> bool:
+    """The feed report names what every collection's feeds held back: the regulator's alone."""
+    return operator.role == "regulator"

@@ -8,7 +8,7 @@ formats: timestamps are integer microseconds, bodies are JSON bytes.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -165,6 +165,52 @@ class ClientCertRecord:
     label: str = ""
 
 
+# -- feeds: plain lists for firewalls and resolvers (taxii_server/feeds) ----------
+
+# `valid_until` of an indicator that names none: later than any moment the server will see.
+FOREVER = 2 ** 62
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One value of one indicator's latest version, as a feed lists it. `held`
+    says why it is never published (a safety rule, an invalid value); None when it may be."""
+
+    kind: str
+    value: str
+    indicator_id: str
+    date_added: int
+    valid_from: int
+    valid_until: int = FOREVER
+    confidence: int = -1          # -1: the indicator states none
+    tlp: int = 0                  # 0: unmarked; then clear, green, amber, amber+strict, red
+    indicator_types: str = ""     # comma-separated
+    name: str = ""
+    held: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedIndicator:
+    """What the latest known version of one indicator contributes to a collection's feeds:
+    its entries, or (`left_out`) why it contributes none. A revoked one has neither."""
+
+    indicator_id: str
+    version_key: int
+    valid_until: int = FOREVER
+    left_out: str | None = None
+    entries: tuple[FeedEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """How far a collection's feed entries have read it (`cursor`, a date_added), when they
+    last changed, and the fingerprint of the safety rules they were checked against."""
+
+    cursor: int
+    changed_at: int
+    rules: str
+
+
 class Store(abc.ABC):
     """A backend. Implementations must keep `date_added` strictly increasing
     within a collection, assigned inside the write that stores the version."""
@@ -287,6 +333,42 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def put_client_cert(self, record: ClientCertRecord) -> None:
         """Add the certificate, or replace the record held under its fingerprint."""
+
+    # -- feeds: plain lists for firewalls and resolvers (taxii_server/feeds) ----------
+    @abc.abstractmethod
+    def feed_state(self, collection_id: str) -> FeedState | None:
+        """The collection's feed state; None before its feeds were first built."""
+
+    @abc.abstractmethod
+    def feed_indicator_versions(self, collection_id: str, indicator_ids: list[str]) -> dict[str, int]:
+        """The version_key each of these indicators has in the feed entries, for those that have one."""
+
+    @abc.abstractmethod
+    def apply_feed_changes(self, collection_id: str, expected: FeedState | None, state: FeedState,
+                           indicators: list[FeedIndicator], start_over: bool = False,
+                           purge_until: int | None = None) -> bool:
+        """In one atomic write, only if the stored state still equals `expected` (None: there
+        is none): with `start_over`, drop every entry of the collection first; replace each
+        indicator's entries with the given ones; with `purge_until`, drop entries whose
+        valid_until is at or before it; store `state`. False, writing nothing, when another
+        process moved the state first."""
+
+    @abc.abstractmethod
+    def feed_entries(self, collection_id: str, kind: str, now: int, min_confidence: int | None = None,
+                     max_tlp: int | None = None) -> Iterator[FeedEntry]:
+        """Publishable entries of `kind` active at `now` (valid_from <= now < valid_until), highest
+        confidence first, then newest date_added; `max_tlp` keeps unmarked ones. Read lazily:
+        the cost follows the entries read, never the collection's size."""
+
+    @abc.abstractmethod
+    def feed_last_boundary(self, collection_id: str, kind: str, now: int) -> int:
+        """The latest moment at or before `now` at which an entry of `kind` became valid or
+        expired (0 when none): the list can only have changed by itself then."""
+
+    @abc.abstractmethod
+    def feed_exclusions(self, collection_id: str, now: int, limit: int) -> tuple[list[FeedEntry], list[FeedIndicator]]:
+        """Up to `limit` held entries and `limit` left-out indicators of the collection that are
+        still valid at `now`, for the feed report."""
 
     def close(self) -> None:
         """Release connections."""
