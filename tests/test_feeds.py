@@ -412,3 +412,15 @@ def test_every_fetch_is_audited(app, northtel, clock):
     fetch(northtel, "ipv4.txt", "southwave-reports")
     events = [e for e in app.extensions["taxii"].store.query_audit(operator_id="northtel") if "/feeds/" in e.path]
     assert [(e.status, e.collection_id) for e in events] == [(200, ADVISORIES), (404, None)]
+
+
+def test_deleting_the_latest_version_brings_back_the_one_before_and_deleting_all_empties_the_list(
+        regulator, northtel, clock):
+    publish(regulator, new_indicator("[ipv4-addr:value = '203.0.114.110']", n=11))
+    publish(regulator, new_indicator("[ipv4-addr:value = '203.0.114.111']", n=11, modified="2026-02-01T00:00:00.000Z"))
+    assert listed(northtel, "ipv4.txt") == ["203.0.114.111"]
+    object_url = f"/collections/{ADVISORIES}/objects/{new_indicator('', n=11)['id']}/"
+    assert regulator.delete(object_url, params={"match[version]": "2026-02-01T00:00:00.000Z"}).status_code == 200
+    assert listed(northtel, "ipv4.txt") == ["203.0.114.110"]
+    assert regulator.delete(object_url).status_code == 200
+    assert listed(northtel, "ipv4.txt") == []

@@ -57,21 +57,37 @@ class FeedIndex:
             cursor = 0 if start_over else state.cursor
             page = self.store.query(ObjectQuery(collection_id=collection_id, limit=self.batch, types=("indicator",),
                                                 versions=VersionFilter.every(), after_position=cursor or None))
-            if not page.records and not start_over:
+            removed = [] if page.more else self.store.removals(collection_id, 0 if start_over else state.removals,
+                                                                 self.batch)
+            if not page.records and not removed and not start_over:
                 return state
-            changes = self._changes(collection_id, page.records, start_over)
+            changes = {change.indicator_id: change for change in self._changes(collection_id, page.records, start_over)}
+            changes.update(self._current_versions(collection_id, removed))  # what remains after a deletion decides
+            changes = list(changes.values())
             now = self.now()
             changed = changes or start_over
             moved = FeedState(cursor=page.records[-1].date_added if page.records else cursor,
                               # Strictly later on every change, whatever the clock does: ETags follow it.
                               changed_at=max(now, state.changed_at + 1) if state and changed else
                               now if changed else state.changed_at,
-                              rules=self.rules.fingerprint)
+                              rules=self.rules.fingerprint,
+                              removals=removed[-1][0] if removed else 0 if start_over else state.removals)
             applied = self.store.apply_feed_changes(collection_id, state, moved, changes, start_over=start_over,
                                                     purge_until=now if changes else None)
-            if applied and not page.more:
+            if applied and not page.more and len(removed) < self.batch:
                 return moved
             # Applied with more to read, or another process moved first: read the state again.
+
+    def _current_versions(self, collection_id: str, removed: list[tuple[int, str]]) -> dict[str, FeedIndicator]:
+        """For indicators that lost versions to a deletion: what their latest remaining version
+        contributes, or nothing (version -1, so that any version stored again counts) when none remains."""
+        current = {}
+        for object_id in dict.fromkeys(object_id for _, object_id in removed):
+            if object_id.startswith("indicator--"):
+                page = self.store.query(ObjectQuery(collection_id=collection_id, limit=1, object_id=object_id))
+                current[object_id] = (feed_indicator(page.records[0], self.rules) if page.records else
+                                      FeedIndicator(object_id, version_key=-1))
+        return current
 
     def _changes(self, collection_id: str, records: list[StoredVersion], start_over: bool) -> list[FeedIndicator]:
         """The latest version in `records` of each indicator, where it is newer than the one held."""

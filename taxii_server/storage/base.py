@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -171,10 +172,10 @@ class ClientCertRecord:
 FOREVER = 2 ** 62
 
 
-@dataclass(frozen=True)
-class FeedEntry:
+class FeedEntry(NamedTuple):
     """One value of one indicator's latest version, as a feed lists it. `held`
-    says why it is never published (a safety rule, an invalid value); None when it may be."""
+    says why it is never published (a safety rule, an invalid value); None when it may be.
+    A named tuple: a feed request makes one per entry, hundreds of thousands at a time."""
 
     kind: str
     value: str
@@ -209,6 +210,7 @@ class FeedState:
     cursor: int
     changed_at: int
     rules: str
+    removals: int = 0     # the position in the collection's removals (deleted versions) read so far
 
 
 class Store(abc.ABC):
@@ -338,6 +340,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def feed_state(self, collection_id: str) -> FeedState | None:
         """The collection's feed state; None before its feeds were first built."""
+
+    @abc.abstractmethod
+    def removals(self, collection_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        """(position, object id) of objects that lost versions to `delete_versions`, in the order of
+        the deletions, after position `after`: how derived data such as feeds learns of deletions."""
 
     @abc.abstractmethod
     def feed_indicator_versions(self, collection_id: str, indicator_ids: list[str]) -> dict[str, int]:

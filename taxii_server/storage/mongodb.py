@@ -43,7 +43,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -66,7 +66,7 @@ COMMITTED = ReadConcern("majority")
 CHEAP = WriteConcern(w=1)
 
 COLLECTIONS = ("objects", "collection_clocks", "statuses", "api_keys", "client_certs", "rate_counters", "audit_log",
-               "feed_state", "feed_indicators", "feed_entries")
+               "feed_state", "feed_indicators", "feed_entries", "removals")
 INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
     "objects": [
         ("by_date", [("collection_id", ASCENDING), ("date_added", ASCENDING)], {"unique": True}),
@@ -83,6 +83,7 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
         ("by_operator", [("operator_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)], {}),
     ],
     # Feeds (taxii_server/feeds): see the "feeds" section of MongoStore.
+    "removals": [("by_collection", [("collection_id", ASCENDING), ("seq", ASCENDING)], {"unique": True})],
     "feed_indicators": [
         ("by_indicator", [("collection_id", ASCENDING), ("indicator_id", ASCENDING)], {"unique": True}),
         ("left_out", [("collection_id", ASCENDING), ("left_out", ASCENDING), ("valid_until", ASCENDING)], {}),
@@ -274,6 +275,7 @@ class MongoStore(Store):
             deleted = db.objects.delete_many(match, session=session).deleted_count
             if deleted:
                 self._refresh_first_and_last(db, collection_id, object_id, session)
+                _note_removal(db, collection_id, object_id, session)
             return deleted
 
         return self._atomically(work)
@@ -410,8 +412,13 @@ class MongoStore(Store):
     # request reads feed_entries.ranked from its own (collection, kind) on: its cost follows
     # the feed, never the collection. Expiry is a filter on valid_from/valid_until, not a write.
     def feed_state(self, collection_id: str) -> FeedState | None:
-        doc = self._db().feed_state.find_one({"_id": collection_id})
-        return FeedState(doc["cursor"], doc["changed_at"], doc["rules"]) if doc else None
+        doc = self._db().feed_state.find_one({"_id": collection_id}, {"_id": 0})
+        return FeedState(**doc) if doc else None
+
+    def removals(self, collection_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        found = (self._db().removals.find({"collection_id": collection_id, "seq": {"$gt": after}})
+                 .hint("by_collection").sort("seq", ASCENDING).limit(limit))
+        return [(doc["seq"], doc["object_id"]) for doc in found]
 
     def feed_indicator_versions(self, collection_id: str, indicator_ids: list[str]) -> dict[str, int]:
         found = self._db().feed_indicators.find(
@@ -438,7 +445,7 @@ class MongoStore(Store):
                 db.feed_indicators.insert_many([{**one_collection, "indicator_id": i.indicator_id,
                                                  "version_key": i.version_key, "valid_until": i.valid_until,
                                                  "left_out": i.left_out} for i in indicators], session=session)
-            entries = [{**one_collection, **asdict(entry)} for indicator in indicators for entry in indicator.entries]
+            entries = [{**one_collection, **entry._asdict()} for indicator in indicators for entry in indicator.entries]
             if entries:
                 db.feed_entries.insert_many(entries, session=session)
             if purge_until is not None:
@@ -591,9 +598,17 @@ def _set_once(collection, document_id: str, field: str, value: int) -> bool:
 def _swap_feed_state(db: Database, collection_id: str, expected: FeedState | None, state: FeedState, session) -> bool:
     """Store `state` if the held one is still `expected`: the compare-and-set that lets one
     process at a time move a collection's feed entries on."""
-    document = {"cursor": state.cursor, "changed_at": state.changed_at, "rules": state.rules}
     if expected is None:
-        db.feed_state.insert_one({"_id": collection_id, **document}, session=session)  # DuplicateKeyError if taken
+        db.feed_state.insert_one({"_id": collection_id, **vars(state)}, session=session)  # DuplicateKeyError if taken
         return True
-    held = {"_id": collection_id, "cursor": expected.cursor, "changed_at": expected.changed_at, "rules": expected.rules}
-    return db.feed_state.update_one(held, {"$set": document}, session=session).matched_count == 1
+    held = {"_id": collection_id, **vars(expected)}
+    return db.feed_state.update_one(held, {"$set": vars(state)}, session=session).matched_count == 1
+
+
+def _note_removal(db: Database, collection_id: str, object_id: str, session) -> None:
+    """Log that the object lost versions, at the next position of the collection's removals.
+    The caller holds the collection's clock, so positions follow the order of the commits."""
+    clock = db.collection_clocks.find_one_and_update({"_id": collection_id}, {"$inc": {"removals": 1}},
+                                                     return_document=ReturnDocument.AFTER, session=session)
+    db.removals.insert_one({"collection_id": collection_id, "seq": clock["removals"], "object_id": object_id},
+                           session=session)

@@ -115,8 +115,16 @@ CREATE TABLE IF NOT EXISTS feed_state (
     collection_id TEXT PRIMARY KEY,
     cursor        INTEGER NOT NULL,
     changed_at    INTEGER NOT NULL,
-    rules         TEXT    NOT NULL
+    rules         TEXT    NOT NULL,
+    removals      INTEGER NOT NULL
 );
+-- Objects that lost versions to DELETE, in order (seq grows with each commit: writes are serialised).
+CREATE TABLE IF NOT EXISTS removals (
+    seq           INTEGER PRIMARY KEY,
+    collection_id TEXT NOT NULL,
+    object_id     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS removals_by_collection ON removals (collection_id, seq);
 CREATE TABLE IF NOT EXISTS feed_indicators (
     collection_id TEXT    NOT NULL,
     indicator_id  TEXT    NOT NULL,
@@ -141,9 +149,11 @@ CREATE TABLE IF NOT EXISTS feed_entries (
     name            TEXT    NOT NULL,
     held            TEXT
 );
--- A feed in the order it is served, publishable entries only: a request reads its own entries.
+-- A feed in the order it is served, publishable entries only: a request reads its own entries,
+-- from this index alone (it covers every column a feed reads).
 CREATE INDEX IF NOT EXISTS feed_entries_ranked
-    ON feed_entries (collection_id, kind, confidence DESC, date_added DESC) WHERE held IS NULL;
+    ON feed_entries (collection_id, kind, confidence DESC, date_added DESC, valid_from, valid_until, tlp, value,
+                     indicator_types, indicator_id, name, held) WHERE held IS NULL;
 -- The latest start and end of validity at or before now: what ETag and Last-Modified follow.
 CREATE INDEX IF NOT EXISTS feed_entries_until ON feed_entries (collection_id, kind, valid_until);
 CREATE INDEX IF NOT EXISTS feed_entries_from ON feed_entries (collection_id, kind, valid_from);
@@ -268,6 +278,7 @@ class SQLiteStore(Store):
             deleted = db.execute(f"DELETE FROM {_source(query)} WHERE {where}", params).rowcount
             if deleted:
                 self._refresh_first_and_last(db, collection_id, object_id)
+                db.execute("INSERT INTO removals (collection_id, object_id) VALUES (?, ?)", (collection_id, object_id))
         return deleted
 
     @staticmethod
@@ -428,8 +439,13 @@ class SQLiteStore(Store):
     # -- feeds: plain lists for firewalls and resolvers (taxii_server/feeds) ----------
     def feed_state(self, collection_id: str) -> FeedState | None:
         row = self._connection().execute(
-            "SELECT cursor, changed_at, rules FROM feed_state WHERE collection_id = ?", (collection_id,)).fetchone()
+            f"SELECT {_FEED_STATE_COLUMNS} FROM feed_state WHERE collection_id = ?", (collection_id,)).fetchone()
         return FeedState(*row) if row else None
+
+    def removals(self, collection_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        return self._connection().execute(
+            "SELECT seq, object_id FROM removals WHERE collection_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (collection_id, after, limit)).fetchall()
 
     def feed_indicator_versions(self, collection_id: str, indicator_ids: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -444,7 +460,7 @@ class SQLiteStore(Store):
                            indicators: list[FeedIndicator], start_over: bool = False,
                            purge_until: int | None = None) -> bool:
         with self._write() as db:
-            row = db.execute("SELECT cursor, changed_at, rules FROM feed_state WHERE collection_id = ?",
+            row = db.execute(f"SELECT {_FEED_STATE_COLUMNS} FROM feed_state WHERE collection_id = ?",
                              (collection_id,)).fetchone()
             if (FeedState(*row) if row else None) != expected:
                 return False
@@ -460,12 +476,12 @@ class SQLiteStore(Store):
                 [(collection_id, i.indicator_id, i.version_key, i.valid_until, i.left_out) for i in indicators])
             db.executemany(
                 f"INSERT INTO feed_entries (collection_id, {_FEED_ENTRY_COLUMNS}) VALUES (?, {_marks(range(11))})",
-                [(collection_id, *astuple(entry)) for indicator in indicators for entry in indicator.entries])
+                [(collection_id, *entry) for indicator in indicators for entry in indicator.entries])
             if purge_until is not None:
                 db.execute("DELETE FROM feed_entries WHERE collection_id = ? AND valid_until <= ?",
                            (collection_id, purge_until))
-            db.execute("INSERT OR REPLACE INTO feed_state (collection_id, cursor, changed_at, rules) VALUES (?, ?, ?, ?)",
-                       (collection_id, state.cursor, state.changed_at, state.rules))
+            db.execute(f"INSERT OR REPLACE INTO feed_state (collection_id, {_FEED_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                       (collection_id, *astuple(state)))
         return True
 
     def feed_entries(self, collection_id: str, kind: str, now: int, min_confidence: int | None = None,
@@ -481,7 +497,7 @@ class SQLiteStore(Store):
             f" WHERE {' AND '.join(clauses)} ORDER BY confidence DESC, date_added DESC", params)
         try:
             while rows := cursor.fetchmany(2000):
-                yield from (FeedEntry(*row) for row in rows)
+                yield from map(FeedEntry._make, rows)
         finally:
             cursor.close()
 
@@ -505,6 +521,7 @@ class SQLiteStore(Store):
 _AUDIT_COLUMNS = "at, method, path, status, client, operator_id, key_id, collection_id, objects"
 _CLIENT_CERT_COLUMNS = "fingerprint, operator_id, subject, created, expires, revoked, label"
 _RECORD_COLUMNS = "object_id, type, version, version_key, spec_version, date_added, content_hash, body"
+_FEED_STATE_COLUMNS = "cursor, changed_at, rules, removals"
 _FEED_ENTRY_COLUMNS = ("kind, value, indicator_id, date_added, valid_from, valid_until, confidence, tlp,"
                        " indicator_types, name, held")
 _KEY_COLUMNS = "key_id, operator_id, secret_hash, created, expires, revoked, last_used, label"
