@@ -370,5 +370,9 @@ def _when(micros: int | None) -> str:
     return format_timestamp(micros) if micros else "-"
 
 
+from .feeds.cli import feeds  # noqa: E402  (after with_config, which it uses)
+
+main.add_command(feeds)
+
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))

@@ -302,7 +302,8 @@ def test_check_point_csv_parses_back_with_its_columns(regulator, northtel, clock
                           name="C2, \"primary\""),
             new_indicator("[ipv4-addr:value = '203.0.114.0/30']", confidence=20),
             new_indicator("[domain-name:value = 'c2.bad.zz']", confidence=50),
-            new_indicator(f"[file:hashes.'SHA-256' = '{SHA256}']", confidence=60, indicator_types=["benign"]))
+            new_indicator(f"[file:hashes.'SHA-256' = '{SHA256}']", confidence=60, indicator_types=["benign"]),
+            new_indicator("[ipv6-addr:value = '2a00:1450:4001::9']", confidence=95))  # Check Point's IP is IPv4
     text = fetch(northtel, "iocs.csv").text
     assert "# UNIQ-NAME,VALUE,TYPE,CONFIDENCE,SEVERITY,PRODUCT,COMMENT" in text
     rows = list(csv.reader(io.StringIO(text.split("COMMENT\n", 1)[1])))

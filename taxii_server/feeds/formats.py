@@ -21,12 +21,13 @@ from ..timestamps import format_timestamp
 LISTS = {
     "ipv4.txt": ("ipv4",), "ipv6.txt": ("ipv6",), "domain.txt": ("domain",), "url.txt": ("url",),
     "sha256.txt": ("sha256",), "sha1.txt": ("sha1",), "md5.txt": ("md5",),
-    "iocs.csv": ("ipv4", "ipv6", "domain", "url", "sha256", "sha1", "md5"),
+    # Check Point's IP and IP Range types are IPv4 only.
+    "iocs.csv": ("ipv4", "domain", "url", "sha256", "sha1", "md5"),
     "rpz.zone": ("domain",),
 }
 CHECKSUM_SUFFIX = ".md5"
 CSV_COLUMNS = ("UNIQ-NAME", "VALUE", "TYPE", "CONFIDENCE", "SEVERITY", "PRODUCT", "COMMENT")
-_CHECK_POINT_TYPES = {"ipv4": "IP", "ipv6": "IP", "domain": "Domain", "url": "URL",
+_CHECK_POINT_TYPES = {"ipv4": "IP", "domain": "Domain", "url": "URL",
                       "sha256": "SHA256", "sha1": "SHA1", "md5": "MD5"}
 _HIGH_SEVERITY_TYPES = {"malicious-activity", "compromised", "attribution"}
 RPZ_TTL = 300
@@ -82,7 +83,7 @@ def _csv(heading: Heading, entries: list[FeedEntry]) -> bytes:
 
 def _check_point_row(entry: FeedEntry) -> tuple[str, ...]:
     value, kind = entry.value, _CHECK_POINT_TYPES[entry.kind]
-    if entry.kind in ("ipv4", "ipv6") and "/" in value:
+    if entry.kind == "ipv4" and "/" in value:
         network = ipaddress.ip_network(value)
         value, kind = f"{network.network_address}-{network.broadcast_address}", "IP Range"
     unique = hashlib.sha1(f"{entry.kind}:{entry.value}".encode(), usedforsecurity=False).hexdigest()[:16]
