@@ -67,6 +67,8 @@ def _services(settings: Settings, store: Store) -> Services:
 
 # Served to anyone: the API description holds nothing an operator's key protects.
 PUBLIC_ENDPOINTS = frozenset({"openapi.description"})
+# Authenticated like TAXII, but plain lists for firewalls: no TAXII media negotiation.
+PLAIN_TEXT_BLUEPRINTS = frozenset({"feeds"})
 
 
 def _authenticate_and_negotiate() -> None:
@@ -81,7 +83,7 @@ def _authenticate_and_negotiate() -> None:
             _limit_failed_authentications(services)
         raise
     limits.enforce_key(services.limiter, g.principal.key_id, services.key_rate)
-    if not accept_allows_taxii(request.headers.get("Accept")):
+    if request.blueprint not in PLAIN_TEXT_BLUEPRINTS and not accept_allows_taxii(request.headers.get("Accept")):
         raise TaxiiError(406, "Not acceptable",
                          "This server answers with application/taxii+json;version=2.1; include it in Accept.")
 
@@ -114,3 +116,5 @@ def _register_blueprints(app: Flask, api_root: str) -> None:
     prefix = f"/{api_root}"
     for module in (api_root_bp, status, collections, manifest, objects, versions, sharing_http):
         app.register_blueprint(module.blueprint, url_prefix=prefix)
+    from .feeds import http as feeds
+    app.register_blueprint(feeds.blueprint)

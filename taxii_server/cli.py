@@ -422,9 +422,11 @@ def _when(micros: int | None) -> str:
 
 # Commands defined in their own packages; imported last, as they use with_config above.
 from .sharing.cli import provenance, publish  # noqa: E402
+from .feeds.cli import feeds  # noqa: E402
 
 main.add_command(provenance)
 main.add_command(publish)
+main.add_command(feeds)
 
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))

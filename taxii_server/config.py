@@ -21,6 +21,7 @@ import orjson
 import yaml
 
 from .file_modes import private_folder
+from .feeds.safety import SafetyRules
 from .storage import sqlite_path
 
 DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
@@ -136,6 +137,8 @@ class Settings:
     sharing: SharingSettings = field(default_factory=SharingSettings)
     # How long compliance records (deliveries, acknowledgements, sightings) are kept.
     compliance_retention_days: int = 730
+    # What firewall feeds never publish (taxii_server/feeds/safety.py).
+    feed_rules: SafetyRules = field(default_factory=SafetyRules.build)
     source: Path | None = field(default=None, compare=False)
     secret_file: Path | None = field(default=None, compare=False)  # None when the secret is in the environment
 
@@ -192,6 +195,7 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
             "failed_authentications_per_minute", DEFAULT_FAILED_AUTHENTICATIONS_PER_MINUTE),
         sharing=_sharing(raw.get("sharing", {}), base),
         compliance_retention_days=raw.get("compliance", {}).get("retention_days", 730),
+        feed_rules=_feed_rules(raw.get("feeds", {}), path),
         source=path,
         secret_file=None if environ.get("TAXII_SERVER_SECRET") else secret_file,
     )
@@ -313,6 +317,15 @@ def _mutual_tls(section: dict | None, path: Path) -> MutualTLS | None:
         except ValueError:
             raise ConfigError(f"{path}: mtls/trusted_proxies: {entry!r} is not an IP address or network") from None
     return MutualTLS(proxy_header=section["proxy_header"], trusted_proxies=tuple(networks))
+
+
+def _feed_rules(section: dict, path: Path) -> SafetyRules:
+    allowlist = section.get("allowlist", {})
+    try:
+        return SafetyRules.build(allowlist.get("networks", ()), allowlist.get("domains", ()),
+                                 section.get("min_ipv4_prefix", 8), section.get("min_ipv6_prefix", 32))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: feeds/allowlist: {exc}") from None
 
 
 def _check_unique(collections: list[Collection], folder: Path) -> None:

@@ -48,3 +48,8 @@ def can_see_compliance(operator: Operator) -> bool:
     """Compliance records (deliveries, acknowledgements, sightings) are the regulator's alone:
     to anyone else they do not exist."""
     return operator.role == "regulator"
+
+
+def reads_feed_report(operator: Operator) -> bool:
+    """The feed report names what every collection's feeds held back: the regulator's alone."""
+    return operator.role == "regulator"

@@ -8,8 +8,9 @@ formats: timestamps are integer microseconds, bodies are JSON bytes.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,51 @@ class DeliveryCount:
     delivered: int
     acknowledged: int
     first_delivered: int
+# -- feeds: plain lists for firewalls and resolvers (taxii_server/feeds) ----------
+
+# `valid_until` of an indicator that names none: later than any moment the server will see.
+FOREVER = 2 ** 62
+
+
+class FeedEntry(NamedTuple):
+    """One value of one indicator's latest version, as a feed lists it. `held`
+    says why it is never published (a safety rule, an invalid value); None when it may be.
+    A named tuple: a feed request makes one per entry, hundreds of thousands at a time."""
+
+    kind: str
+    value: str
+    indicator_id: str
+    date_added: int
+    valid_from: int
+    valid_until: int = FOREVER
+    confidence: int = -1          # -1: the indicator states none
+    tlp: int = 0                  # 0: unmarked; then clear, green, amber, amber+strict, red
+    indicator_types: str = ""     # comma-separated
+    name: str = ""
+    held: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedIndicator:
+    """What the latest known version of one indicator contributes to a collection's feeds:
+    its entries, or (`left_out`) why it contributes none. A revoked one has neither."""
+
+    indicator_id: str
+    version_key: int
+    valid_until: int = FOREVER
+    left_out: str | None = None
+    entries: tuple[FeedEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """How far a collection's feed entries have read it (`cursor`, a date_added), when they
+    last changed, and the fingerprint of the safety rules they were checked against."""
+
+    cursor: int
+    changed_at: int
+    rules: str
+    removals: int = 0     # the position in the collection's removals (deleted versions) read so far
 
 
 class Store(abc.ABC):
@@ -537,6 +583,46 @@ class Store(abc.ABC):
     def purge_compliance(self, before: int) -> int:
         """Delete deliveries, acknowledgements, sightings and false positives recorded before `before`;
         return how many records went."""
+    # -- feeds: plain lists for firewalls and resolvers (taxii_server/feeds) ----------
+    @abc.abstractmethod
+    def feed_state(self, collection_id: str) -> FeedState | None:
+        """The collection's feed state; None before its feeds were first built."""
+
+    @abc.abstractmethod
+    def removals(self, collection_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        """(position, object id) of objects that lost versions to `delete_versions`, in the order of
+        the deletions, after position `after`: how derived data such as feeds learns of deletions."""
+
+    @abc.abstractmethod
+    def feed_indicator_versions(self, collection_id: str, indicator_ids: list[str]) -> dict[str, int]:
+        """The version_key each of these indicators has in the feed entries, for those that have one."""
+
+    @abc.abstractmethod
+    def apply_feed_changes(self, collection_id: str, expected: FeedState | None, state: FeedState,
+                           indicators: list[FeedIndicator], start_over: bool = False,
+                           purge_until: int | None = None) -> bool:
+        """In one atomic write, only if the stored state still equals `expected` (None: there
+        is none): with `start_over`, drop every entry of the collection first; replace each
+        indicator's entries with the given ones; with `purge_until`, drop entries whose
+        valid_until is at or before it; store `state`. False, writing nothing, when another
+        process moved the state first."""
+
+    @abc.abstractmethod
+    def feed_entries(self, collection_id: str, kind: str, now: int, min_confidence: int | None = None,
+                     max_tlp: int | None = None) -> Iterator[FeedEntry]:
+        """Publishable entries of `kind` active at `now` (valid_from <= now < valid_until), highest
+        confidence first, then newest date_added; `max_tlp` keeps unmarked ones. Read lazily:
+        the cost follows the entries read, never the collection's size."""
+
+    @abc.abstractmethod
+    def feed_last_boundary(self, collection_id: str, kind: str, now: int) -> int:
+        """The latest moment at or before `now` at which an entry of `kind` became valid or
+        expired (0 when none): the list can only have changed by itself then."""
+
+    @abc.abstractmethod
+    def feed_exclusions(self, collection_id: str, now: int, limit: int) -> tuple[list[FeedEntry], list[FeedIndicator]]:
+        """Up to `limit` held entries and `limit` left-out indicators of the collection that are
+        still valid at `now`, for the feed report."""
 
     def close(self) -> None:
         """Release connections."""

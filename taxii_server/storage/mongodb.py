@@ -46,8 +46,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -62,8 +62,9 @@ from pymongo.write_concern import WriteConcern
 from ..timestamps import now_micros
 from . import StorageError, redacted
 from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, Delivery,
-                   DeliveryCount, FalsePositive, NewVersion, ObjectQuery, Page, Poll, SightingRecord, StatusMaker,
-                   StatusRecord, Store, StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord, take_page)
+                   DeliveryCount, FalsePositive, FeedEntry, FeedIndicator, FeedState, NewVersion, ObjectQuery, Page,
+                   Poll, SightingRecord, StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion, Submission,
+                   VersionFilter, VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 T = TypeVar("T")
@@ -73,7 +74,7 @@ COMMITTED = ReadConcern("majority")
 CHEAP = WriteConcern(w=1)
 
 COLLECTIONS = ("objects", "collection_clocks", "statuses", "api_keys", "client_certs", "rate_state", "audit_log",
-               "audit_counts")
+               "audit_counts", "feed_state", "feed_indicators", "feed_entries", "removals")
 INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
     "objects": [
         ("by_date", [("collection_id", ASCENDING), ("date_added", ASCENDING)], {"unique": True}),
@@ -94,6 +95,20 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
         ("by_row", [(name, ASCENDING) for name in ("minute", "client", "operator_id", "key_id", "status")],
          {"unique": True}),
         ("by_time", [("at", ASCENDING), ("_id", ASCENDING)], {}),
+    ],
+    # Feeds (taxii_server/feeds): see the "feeds" section of MongoStore.
+    "removals": [("by_collection", [("collection_id", ASCENDING), ("seq", ASCENDING)], {"unique": True})],
+    "feed_indicators": [
+        ("by_indicator", [("collection_id", ASCENDING), ("indicator_id", ASCENDING)], {"unique": True}),
+        ("left_out", [("collection_id", ASCENDING), ("left_out", ASCENDING), ("valid_until", ASCENDING)], {}),
+    ],
+    "feed_entries": [
+        ("ranked", [("collection_id", ASCENDING), ("kind", ASCENDING), ("held", ASCENDING),
+                    ("confidence", DESCENDING), ("date_added", DESCENDING)], {}),
+        ("until", [("collection_id", ASCENDING), ("kind", ASCENDING), ("valid_until", ASCENDING)], {}),
+        ("from", [("collection_id", ASCENDING), ("kind", ASCENDING), ("valid_from", ASCENDING)], {}),
+        ("by_indicator", [("collection_id", ASCENDING), ("indicator_id", ASCENDING)], {}),
+        ("held", [("collection_id", ASCENDING), ("held", ASCENDING), ("valid_until", ASCENDING)], {}),
     ],
 }
 
@@ -314,6 +329,7 @@ class MongoStore(Store):
                 self._refresh_first_and_last(db, collection_id, object_id, session)
                 if audit_for is not None:
                     db.audit_log.insert_one(_audit_document(audit_for(deleted)), session=session)
+                _note_removal(db, collection_id, object_id, session)
             return deleted
 
         return self._atomically(work)
@@ -586,6 +602,90 @@ class MongoStore(Store):
             ("compliance_sightings", "received_at"), ("compliance_false_positives", "reported_at")))
 
 
+    # -- feeds: plain lists for firewalls and resolvers (taxii_server/feeds) ----------
+    # feed_state (one document per collection, _id = collection id), feed_indicators (the
+    # latest version of each indicator read), feed_entries (one document per value). A feed
+    # request reads feed_entries.ranked from its own (collection, kind) on: its cost follows
+    # the feed, never the collection. Expiry is a filter on valid_from/valid_until, not a write.
+    def feed_state(self, collection_id: str) -> FeedState | None:
+        doc = self._db().feed_state.find_one({"_id": collection_id}, {"_id": 0})
+        return FeedState(**doc) if doc else None
+
+    def removals(self, collection_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        found = (self._db().removals.find({"collection_id": collection_id, "seq": {"$gt": after}})
+                 .hint("by_collection").sort("seq", ASCENDING).limit(limit))
+        return [(doc["seq"], doc["object_id"]) for doc in found]
+
+    def feed_indicator_versions(self, collection_id: str, indicator_ids: list[str]) -> dict[str, int]:
+        found = self._db().feed_indicators.find(
+            {"collection_id": collection_id, "indicator_id": {"$in": indicator_ids}},
+            {"_id": 0, "indicator_id": 1, "version_key": 1}).hint("by_indicator")
+        return {doc["indicator_id"]: doc["version_key"] for doc in found}
+
+    def apply_feed_changes(self, collection_id: str, expected: FeedState | None, state: FeedState,
+                           indicators: list[FeedIndicator], start_over: bool = False,
+                           purge_until: int | None = None) -> bool:
+        def work(session) -> bool:
+            db = self._db()
+            if not _swap_feed_state(db, collection_id, expected, state, session):
+                return False
+            one_collection = {"collection_id": collection_id}
+            if start_over:
+                db.feed_entries.delete_many(one_collection, session=session)
+                db.feed_indicators.delete_many(one_collection, session=session)
+            elif indicators:
+                replaced = [indicator.indicator_id for indicator in indicators]
+                db.feed_entries.delete_many({**one_collection, "indicator_id": {"$in": replaced}}, session=session)
+                db.feed_indicators.delete_many({**one_collection, "indicator_id": {"$in": replaced}}, session=session)
+            if indicators:
+                db.feed_indicators.insert_many([{**one_collection, "indicator_id": i.indicator_id,
+                                                 "version_key": i.version_key, "valid_until": i.valid_until,
+                                                 "left_out": i.left_out} for i in indicators], session=session)
+            entries = [{**one_collection, **entry._asdict()} for indicator in indicators for entry in indicator.entries]
+            if entries:
+                db.feed_entries.insert_many(entries, session=session)
+            if purge_until is not None:
+                db.feed_entries.delete_many({**one_collection, "valid_until": {"$lte": purge_until}}, session=session)
+            return True
+
+        try:
+            return self._atomically(work)
+        except DuplicateKeyError:  # another process created the collection's state first
+            return False
+
+    def feed_entries(self, collection_id: str, kind: str, now: int, min_confidence: int | None = None,
+                     max_tlp: int | None = None) -> Iterator[FeedEntry]:
+        match: dict[str, Any] = {"collection_id": collection_id, "kind": kind, "held": None,
+                                 "valid_from": {"$lte": now}, "valid_until": {"$gt": now}}
+        if min_confidence is not None:
+            match["confidence"] = {"$gte": min_confidence}
+        if max_tlp is not None:
+            match["tlp"] = {"$lte": max_tlp}
+        found = (self._db().feed_entries.find(match, {"_id": 0, "collection_id": 0}).hint("ranked")
+                 .sort([("confidence", DESCENDING), ("date_added", DESCENDING)]).batch_size(5000))
+        try:
+            yield from (FeedEntry(**doc) for doc in found)
+        finally:
+            found.close()
+
+    def feed_last_boundary(self, collection_id: str, kind: str, now: int) -> int:
+        entries, latest = self._db().feed_entries, 0
+        for field_name in ("valid_from", "valid_until"):
+            found = (entries.find({"collection_id": collection_id, "kind": kind, field_name: {"$lte": now}},
+                                  {"_id": 0, field_name: 1})
+                     .hint("from" if field_name == "valid_from" else "until").sort(field_name, DESCENDING).limit(1))
+            latest = max([latest, *(doc[field_name] for doc in found)])
+        return latest
+
+    def feed_exclusions(self, collection_id: str, now: int, limit: int) -> tuple[list[FeedEntry], list[FeedIndicator]]:
+        db = self._db()
+        held = (db.feed_entries.find({"collection_id": collection_id, "held": {"$ne": None}, "valid_until": {"$gt": now}},
+                                     {"_id": 0, "collection_id": 0}).sort("valid_until", ASCENDING).limit(limit))
+        left_out = (db.feed_indicators.find({"collection_id": collection_id, "left_out": {"$ne": None},
+                                             "valid_until": {"$gt": now}}, {"_id": 0, "collection_id": 0})
+                    .sort("valid_until", ASCENDING).limit(limit))
+        return [FeedEntry(**doc) for doc in held], [FeedIndicator(**doc) for doc in left_out]
+
 # -- queries ---------------------------------------------------------------------
 
 def _object_filter(query: ObjectQuery) -> dict:
@@ -763,3 +863,20 @@ def _after_key(names: tuple[str, ...], values: tuple) -> dict:
     for depth, name in enumerate(names):
         options.append({**{earlier: values[i] for i, earlier in enumerate(names[:depth])}, name: {"$gt": values[depth]}})
     return {"$or": options}
+def _swap_feed_state(db: Database, collection_id: str, expected: FeedState | None, state: FeedState, session) -> bool:
+    """Store `state` if the held one is still `expected`: the compare-and-set that lets one
+    process at a time move a collection's feed entries on."""
+    if expected is None:
+        db.feed_state.insert_one({"_id": collection_id, **vars(state)}, session=session)  # DuplicateKeyError if taken
+        return True
+    held = {"_id": collection_id, **vars(expected)}
+    return db.feed_state.update_one(held, {"$set": vars(state)}, session=session).matched_count == 1
+
+
+def _note_removal(db: Database, collection_id: str, object_id: str, session) -> None:
+    """Log that the object lost versions, at the next position of the collection's removals.
+    The caller holds the collection's clock, so positions follow the order of the commits."""
+    clock = db.collection_clocks.find_one_and_update({"_id": collection_id}, {"$inc": {"removals": 1}},
+                                                     return_document=ReturnDocument.AFTER, session=session)
+    db.removals.insert_one({"collection_id": collection_id, "seq": clock["removals"], "object_id": object_id},
+                           session=session)

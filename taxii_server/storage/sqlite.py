@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import astuple
 from pathlib import Path
@@ -20,8 +20,9 @@ from pathlib import Path
 from ..file_modes import private_file
 from ..timestamps import now_micros
 from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, Delivery,
-                   DeliveryCount, FalsePositive, NewVersion, ObjectQuery, Page, Poll, SightingRecord, StatusMaker,
-                   StatusRecord, Store, StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord, take_page)
+                   DeliveryCount, FalsePositive, FeedEntry, FeedIndicator, FeedState, NewVersion, ObjectQuery, Page,
+                   Poll, SightingRecord, StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion, Submission,
+                   VersionFilter, VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 SCHEMA = """
@@ -140,6 +141,59 @@ CREATE TRIGGER IF NOT EXISTS audit_counts_no_delete BEFORE DELETE ON audit_count
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
+# Feed entries (taxii_server/feeds): kept current by reading each collection onwards from
+# `feed_state.cursor`, never by the object writes themselves.
+FEED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feed_state (
+    collection_id TEXT PRIMARY KEY,
+    cursor        INTEGER NOT NULL,
+    changed_at    INTEGER NOT NULL,
+    rules         TEXT    NOT NULL,
+    removals      INTEGER NOT NULL
+);
+-- Objects that lost versions to DELETE, in order (seq grows with each commit: writes are serialised).
+CREATE TABLE IF NOT EXISTS removals (
+    seq           INTEGER PRIMARY KEY,
+    collection_id TEXT NOT NULL,
+    object_id     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS removals_by_collection ON removals (collection_id, seq);
+CREATE TABLE IF NOT EXISTS feed_indicators (
+    collection_id TEXT    NOT NULL,
+    indicator_id  TEXT    NOT NULL,
+    version_key   INTEGER NOT NULL,
+    valid_until   INTEGER NOT NULL,
+    left_out      TEXT,
+    PRIMARY KEY (collection_id, indicator_id)
+);
+CREATE INDEX IF NOT EXISTS feed_indicators_left_out ON feed_indicators (collection_id, valid_until)
+    WHERE left_out IS NOT NULL;
+CREATE TABLE IF NOT EXISTS feed_entries (
+    collection_id   TEXT    NOT NULL,
+    kind            TEXT    NOT NULL,
+    value           TEXT    NOT NULL,
+    indicator_id    TEXT    NOT NULL,
+    date_added      INTEGER NOT NULL,
+    valid_from      INTEGER NOT NULL,
+    valid_until     INTEGER NOT NULL,
+    confidence      INTEGER NOT NULL,
+    tlp             INTEGER NOT NULL,
+    indicator_types TEXT    NOT NULL,
+    name            TEXT    NOT NULL,
+    held            TEXT
+);
+-- A feed in the order it is served, publishable entries only: a request reads its own entries,
+-- from this index alone (it covers every column a feed reads).
+CREATE INDEX IF NOT EXISTS feed_entries_ranked
+    ON feed_entries (collection_id, kind, confidence DESC, date_added DESC, valid_from, valid_until, tlp, value,
+                     indicator_types, indicator_id, name, held) WHERE held IS NULL;
+-- The latest start and end of validity at or before now: what ETag and Last-Modified follow.
+CREATE INDEX IF NOT EXISTS feed_entries_until ON feed_entries (collection_id, kind, valid_until);
+CREATE INDEX IF NOT EXISTS feed_entries_from ON feed_entries (collection_id, kind, valid_from);
+CREATE INDEX IF NOT EXISTS feed_entries_by_indicator ON feed_entries (collection_id, indicator_id);
+CREATE INDEX IF NOT EXISTS feed_entries_held ON feed_entries (collection_id, valid_until) WHERE held IS NOT NULL;
+"""
+
 _COLUMNS = "object_id, type, version, spec_version, date_added"
 # Columns added after the first release, with their types: a store made before
 # them gets them on opening (NULL in its existing rows: submitter unknown).
@@ -162,6 +216,8 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._connection().executescript(SCHEMA + COMPLIANCE_SCHEMA)
         self._add_missing_columns()
+        self._connection().executescript(SCHEMA)
+        self._connection().executescript(FEED_SCHEMA)
 
     # -- connections -----------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -299,6 +355,7 @@ class SQLiteStore(Store):
                 self._refresh_first_and_last(db, collection_id, object_id)
                 if audit_for is not None:
                     _append_to_trail(db, [audit_for(deleted)])
+                db.execute("INSERT INTO removals (collection_id, object_id) VALUES (?, ?)", (collection_id, object_id))
         return deleted
 
     @staticmethod
@@ -606,6 +663,88 @@ class SQLiteStore(Store):
                        for table, column in _COMPLIANCE_TIMES)
 
 
+    # -- feeds: plain lists for firewalls and resolvers (taxii_server/feeds) ----------
+    def feed_state(self, collection_id: str) -> FeedState | None:
+        row = self._connection().execute(
+            f"SELECT {_FEED_STATE_COLUMNS} FROM feed_state WHERE collection_id = ?", (collection_id,)).fetchone()
+        return FeedState(*row) if row else None
+
+    def removals(self, collection_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+        return self._connection().execute(
+            "SELECT seq, object_id FROM removals WHERE collection_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (collection_id, after, limit)).fetchall()
+
+    def feed_indicator_versions(self, collection_id: str, indicator_ids: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(indicator_ids), _IDS_PER_SELECT):
+            chunk = indicator_ids[start:start + _IDS_PER_SELECT]
+            found.update(self._connection().execute(
+                f"SELECT indicator_id, version_key FROM feed_indicators"
+                f" WHERE collection_id = ? AND indicator_id IN ({_marks(chunk)})", (collection_id, *chunk)))
+        return found
+
+    def apply_feed_changes(self, collection_id: str, expected: FeedState | None, state: FeedState,
+                           indicators: list[FeedIndicator], start_over: bool = False,
+                           purge_until: int | None = None) -> bool:
+        with self._write() as db:
+            row = db.execute(f"SELECT {_FEED_STATE_COLUMNS} FROM feed_state WHERE collection_id = ?",
+                             (collection_id,)).fetchone()
+            if (FeedState(*row) if row else None) != expected:
+                return False
+            if start_over:
+                db.execute("DELETE FROM feed_entries WHERE collection_id = ?", (collection_id,))
+                db.execute("DELETE FROM feed_indicators WHERE collection_id = ?", (collection_id,))
+            elif indicators:
+                db.executemany("DELETE FROM feed_entries WHERE collection_id = ? AND indicator_id = ?",
+                               [(collection_id, indicator.indicator_id) for indicator in indicators])
+            db.executemany(
+                "INSERT OR REPLACE INTO feed_indicators (collection_id, indicator_id, version_key, valid_until, left_out)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(collection_id, i.indicator_id, i.version_key, i.valid_until, i.left_out) for i in indicators])
+            db.executemany(
+                f"INSERT INTO feed_entries (collection_id, {_FEED_ENTRY_COLUMNS}) VALUES (?, {_marks(range(11))})",
+                [(collection_id, *entry) for indicator in indicators for entry in indicator.entries])
+            if purge_until is not None:
+                db.execute("DELETE FROM feed_entries WHERE collection_id = ? AND valid_until <= ?",
+                           (collection_id, purge_until))
+            db.execute(f"INSERT OR REPLACE INTO feed_state (collection_id, {_FEED_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                       (collection_id, *astuple(state)))
+        return True
+
+    def feed_entries(self, collection_id: str, kind: str, now: int, min_confidence: int | None = None,
+                     max_tlp: int | None = None) -> Iterator[FeedEntry]:
+        clauses, params = ["collection_id = ?", "kind = ?", "held IS NULL", "valid_from <= ?", "valid_until > ?"], \
+            [collection_id, kind, now, now]
+        for clause, bound in (("confidence >= ?", min_confidence), ("tlp <= ?", max_tlp)):
+            if bound is not None:
+                clauses.append(clause)
+                params.append(bound)
+        cursor = self._connection().execute(
+            f"SELECT {_FEED_ENTRY_COLUMNS} FROM feed_entries INDEXED BY feed_entries_ranked"
+            f" WHERE {' AND '.join(clauses)} ORDER BY confidence DESC, date_added DESC", params)
+        try:
+            while rows := cursor.fetchmany(2000):
+                yield from map(FeedEntry._make, rows)
+        finally:
+            cursor.close()
+
+    def feed_last_boundary(self, collection_id: str, kind: str, now: int) -> int:
+        row = self._connection().execute(
+            "SELECT (SELECT MAX(valid_from) FROM feed_entries WHERE collection_id = ?1 AND kind = ?2 AND valid_from <= ?3),"
+            " (SELECT MAX(valid_until) FROM feed_entries WHERE collection_id = ?1 AND kind = ?2 AND valid_until <= ?3)",
+            (collection_id, kind, now)).fetchone()
+        return max(row[0] or 0, row[1] or 0)
+
+    def feed_exclusions(self, collection_id: str, now: int, limit: int) -> tuple[list[FeedEntry], list[FeedIndicator]]:
+        db = self._connection()
+        held = db.execute(f"SELECT {_FEED_ENTRY_COLUMNS} FROM feed_entries INDEXED BY feed_entries_held"
+                          " WHERE collection_id = ? AND held IS NOT NULL AND valid_until > ? ORDER BY valid_until LIMIT ?",
+                          (collection_id, now, limit)).fetchall()
+        left_out = db.execute("SELECT indicator_id, version_key, valid_until, left_out FROM feed_indicators"
+                              " WHERE collection_id = ? AND left_out IS NOT NULL AND valid_until > ?"
+                              " ORDER BY valid_until LIMIT ?", (collection_id, now, limit)).fetchall()
+        return [FeedEntry(*row) for row in held], [FeedIndicator(*row) for row in left_out]
+
 _AUDIT_COLUMNS = "at, method, path, status, client, operator_id, key_id, collection_id, objects"
 MINUTE = 60_000_000
 
@@ -636,6 +775,9 @@ def _audit_where(operator_id: str | None, since: int | None, failures_only: bool
 _CLIENT_CERT_COLUMNS = "fingerprint, operator_id, subject, created, expires, revoked, label"
 _RECORD_COLUMNS = ("object_id, type, version, version_key, spec_version, date_added, content_hash, body,"
                    " submitter, submitter_key, derived_from")
+_FEED_STATE_COLUMNS = "cursor, changed_at, rules, removals"
+_FEED_ENTRY_COLUMNS = ("kind, value, indicator_id, date_added, valid_from, valid_until, confidence, tlp,"
+                       " indicator_types, name, held")
 _KEY_COLUMNS = "key_id, operator_id, secret_hash, created, expires, revoked, last_used, label"
 
 
