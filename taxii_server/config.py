@@ -60,6 +60,8 @@ class Collection:
     tlp_ceiling: str = "red"
     unmarked_tlp: str = "amber"
     anonymous: bool = False
+    # Compliance records: note the first time each operator is sent each version (taxii_server/compliance).
+    track_deliveries: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,6 @@ class SharingSettings:
     # A version whose `modified` (else `created`) is further ahead of the server's clock is refused.
     max_future_skew: int = 300 * 1_000_000
     scrub_rules: tuple[ScrubRule, ...] = ()
-    # Compliance records: note the first time each operator is sent each version (taxii_server/compliance).
-    track_deliveries: bool = False
 
 
 @dataclass(frozen=True)
