@@ -288,5 +288,15 @@ class Store(abc.ABC):
     def put_client_cert(self, record: ClientCertRecord) -> None:
         """Add the certificate, or replace the record held under its fingerprint."""
 
+    # -- operations (health checks and metrics) ------------------------------------
+    @abc.abstractmethod
+    def ready(self, deadline: float) -> bool:
+        """True when the store answers a query within `deadline` seconds and can take
+        writes (on MongoDB: the replica set has a primary). Never raises: logs why not."""
+
+    @abc.abstractmethod
+    def size_bytes(self) -> int | None:
+        """Bytes the store occupies, data and indexes; None when the backend cannot tell."""
+
     def close(self) -> None:
         """Release connections."""
