@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
-from . import audit, limits
+from . import audit, limits, ops
 from .auth import authenticate
 from .config import Settings
 from .errors import TaxiiError, register_error_handlers
@@ -40,14 +40,17 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.extensions["taxii"] = Services(settings, store or open_store(settings.storage_url),
                                        CursorSigner(settings.secret))
     register_error_handlers(app)
+    ops.install(app)  # first: the request id and the clock start before authentication may end the request
     app.before_request(_authenticate_and_negotiate)
     app.after_request(_audit)
     _register_blueprints(app, settings.api_root_path)
     return app
 
 
-# Served to anyone: the API description holds nothing an operator's key protects.
-PUBLIC_ENDPOINTS = frozenset({"openapi.description"})
+# Served to anyone: the API description holds nothing an operator's key protects; the health
+# probes say only "ok" or "unavailable"; /metrics checks a scrape credential of its own.
+PROBES = frozenset({"health.live", "health.ready", "metrics.scrape"})
+PUBLIC_ENDPOINTS = frozenset({"openapi.description", *PROBES})
 
 
 def _authenticate_and_negotiate() -> None:
@@ -62,6 +65,9 @@ def _authenticate_and_negotiate() -> None:
 
 
 def _audit(response):
+    # Probes come every few seconds from machines, not operators: a row each would bury the trail.
+    if request.endpoint in PROBES:
+        return response
     return audit.record(app_services().store, response)
 
 

@@ -82,6 +82,8 @@ class Settings:
     mtls: MutualTLS | None = None
     # Requests one API key may make per minute; None means no limit.
     requests_per_minute: int | None = None
+    # Bearer token that Prometheus presents to read /metrics; None serves no metrics there.
+    metrics_token: bytes | None = None
     source: Path | None = field(default=None, compare=False)
 
     def collection(self, id_or_alias: str) -> Collection | None:
@@ -130,6 +132,7 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         max_limit=max_limit,
         mtls=_mutual_tls(raw.get("mtls"), path),
         requests_per_minute=raw.get("rate_limit", {}).get("requests_per_minute"),
+        metrics_token=_metrics_token(environ.get("TAXII_METRICS_TOKEN"), raw.get("metrics", {}), base),
         source=path,
     )
 
@@ -239,6 +242,23 @@ def _server_secret(from_environment: str | None, secret_file: Path) -> bytes:
     if len(secret) < 32:
         raise ConfigError(f"{secret_file}: the server secret must be at least 32 characters")
     return secret.encode()
+
+
+def _metrics_token(from_environment: str | None, section: dict, base: Path) -> bytes | None:
+    """The scrape credential: apart from every operator's key, so that reading metrics grants nothing else."""
+    if from_environment:
+        token, origin = from_environment.strip(), "TAXII_METRICS_TOKEN"
+    elif "scrape_token_file" in section:
+        token_file = base / section["scrape_token_file"]
+        try:
+            token, origin = token_file.read_text().strip(), str(token_file)
+        except OSError as exc:
+            raise ConfigError(f"{token_file}: cannot read the metrics scrape token: {exc.strerror}") from None
+    else:
+        return None
+    if len(token) < 32:
+        raise ConfigError(f"{origin}: the metrics scrape token must be at least 32 characters")
+    return token.encode()
 
 
 def _create_secret_file(secret_file: Path) -> None:

@@ -7,6 +7,7 @@ from flask import Blueprint, request
 from werkzeug.wsgi import get_input_stream
 
 from .. import audit
+from ..ops import metrics
 from ..app import app_services
 from ..errors import TaxiiError, forbidden, not_found
 from ..media import content_type_is_taxii
@@ -68,6 +69,7 @@ def add_objects(collection_id: str):
     accepted = [item for item in checked if not isinstance(item, Rejected)]
     app_services().store.add_versions(collection.id, accepted, status_for=report)
     audit.note_objects(report.success_count)
+    metrics.note_rejected(len(checked) - report.success_count)
     return taxii_response(report.record.body, status=202)
 
 
