@@ -68,8 +68,9 @@ def _finish(response):
         "duration_ms": round((time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000, 3),
         "client": request.remote_addr or "",
     }
-    access_log.log(_level(response.status_code), "%s %s %s", fields["method"], fields["path"], fields["status"],
-                   extra=fields)
+    # The message keeps the shape of gunicorn's access line: client "METHOD path" status.
+    access_log.log(_level(response.status_code), '%s "%s %s" %s', fields["client"], fields["method"],
+                   fields["path"], fields["status"], extra=fields)
     return response
 
 
@@ -92,13 +93,16 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+_IN_MESSAGE = frozenset({"client", "method", "path", "status"})
+
+
 class TextFormatter(logging.Formatter):
     """The classic one-line format, followed by the request fields a record carries as key=value."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         pairs = [f"{name}={record.__dict__[name]}" for name in REQUEST_FIELDS
-                 if record.__dict__.get(name) is not None and name not in ("method", "path", "status")]
+                 if record.__dict__.get(name) is not None and name not in _IN_MESSAGE]
         return f"{line} {' '.join(pairs)}" if pairs else line
 
 
