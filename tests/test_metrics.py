@@ -4,6 +4,7 @@ gunicorn worker's counts (a real `taxii-server serve --workers 2`)."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +12,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import COMMUNITY, LiveServer, TaxiiSession, envelope, free_port, indicator, write_config
+from conftest import COMMUNITY, REPO, LiveServer, TaxiiSession, envelope, free_port, indicator, write_config
 from taxii_server.app import create_app
 from taxii_server.config import load_settings
 from taxii_server.keys import issue_key
@@ -184,3 +185,15 @@ def test_a_scrape_adds_up_every_workers_counts(tmp_path):
 def _workers_that_served(log_path, path: str) -> set[int]:
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
     return {line["process"] for line in lines if line.get("logger") == "taxii_server.access" and line["path"] == path}
+
+
+def test_the_grafana_dashboard_asks_only_for_metrics_the_server_exports(server, northtel, store):
+    northtel.post(f"/collections/{COMMUNITY}/objects/", envelope(indicator(1), {**indicator(2), "pattern": "x"}))
+    northtel.get(f"/collections/{COMMUNITY}/objects/")
+    exported = {name for name, _ in scrape(server.url + "/metrics")}
+    dashboard = json.loads((REPO / "deploy" / "grafana-dashboard.json").read_text())
+    queried = {name for panel in dashboard["panels"] for target in panel.get("targets", [])
+               for name in re.findall(r"\btaxii_[a-z_]+", target["expr"])}
+    if store.size_bytes() is None:  # mongomock cannot tell; a real MongoDB and SQLite can
+        queried.discard("taxii_store_size_bytes")
+    assert queried and queried <= exported
