@@ -73,7 +73,7 @@ def parse_bind(text: str) -> tuple[str, int]:
 def gunicorn_hooks(app, metrics_bind: tuple[str, int] | None) -> dict:
     """gunicorn server hooks: forget a finished worker's live values; serve /metrics from the
     arbiter on `metrics_bind`, when given, without credentials (bind it where only Prometheus reaches)."""
-    from prometheus_client import multiprocess, start_http_server
+    from prometheus_client import start_http_server
 
     from .metrics import scrape_registry
 
@@ -91,7 +91,11 @@ def gunicorn_hooks(app, metrics_bind: tuple[str, int] | None) -> dict:
         if "server" in listener:  # the arbiter's listening socket is of no use in a worker
             listener["server"].socket.close()
 
-    def child_exit(server, worker):
-        multiprocess.mark_process_dead(worker.pid)
-
     return {"when_ready": when_ready, "post_fork": post_fork, "child_exit": child_exit}
+
+
+def child_exit(server, worker) -> None:
+    """gunicorn's hook when a worker ends: its live gauges stop counting (its counters stay)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
