@@ -66,26 +66,29 @@ def _start_clock() -> None:
 
 
 def _count(response: Response) -> Response:
-    endpoint = request.endpoint or "unrouted"  # bounded: the application's endpoints, or this
-    method = request.method if request.method in _METHODS else "other"
+    state, asked = g._get_current_object(), request._get_current_object()  # once, not through the proxies each time
+    endpoint = asked.endpoint or "unrouted"  # bounded: the application's endpoints, or this
+    method = asked.method if asked.method in _METHODS else "other"
     status = response.status_code
     REQUESTS.labels(endpoint, method, str(status)).inc()
-    LATENCY.labels(endpoint, method).observe(time.perf_counter() - g.get("metrics_started", time.perf_counter()))
+    started = getattr(state, "metrics_started", None)
+    if started is not None:
+        LATENCY.labels(endpoint, method).observe(time.perf_counter() - started)
     if status == 401:
         AUTHENTICATION_FAILURES.inc()
     elif status == 429:
         RATE_LIMITED.inc()
-    collection = g.get("audit_collection")  # set only for a collection the caller may see: a configured one
+    collection = getattr(state, "audit_collection", None)  # set only for a collection the caller may see
     if collection is not None:
-        _count_objects(_collection_label(collection), method, status)
+        _count_objects(state, _collection_label(collection), method, status)
     return response
 
 
-def _count_objects(collection: str, method: str, status: int) -> None:
-    objects = g.get("audit_objects", 0)
+def _count_objects(state, collection: str, method: str, status: int) -> None:
+    objects = getattr(state, "audit_objects", 0)
     if method == "POST" and status == 202:
         OBJECTS_INGESTED.labels(collection).inc(objects)
-        OBJECTS_REJECTED.labels(collection).inc(g.get("metrics_rejected", 0))
+        OBJECTS_REJECTED.labels(collection).inc(getattr(state, "metrics_rejected", 0))
     elif method == "GET" and status == 200:
         OBJECTS_SERVED.labels(collection).inc(objects)
 
