@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import COMMUNITY, REPO, LiveServer, TaxiiSession, envelope, free_port, indicator, write_config
 from taxii_server.app import create_app
-from taxii_server.config import load_settings
+from taxii_server.config import ConfigError, load_settings
 from taxii_server.keys import issue_key
 from taxii_server.storage import open_store
 from test_crash_safety import TaxiiServerProcess
@@ -197,3 +197,22 @@ def test_the_grafana_dashboard_asks_only_for_metrics_the_server_exports(server, 
     if store.size_bytes() is None:  # mongomock cannot tell; a real MongoDB and SQLite can
         queried.discard("taxii_store_size_bytes")
     assert queried and queried <= exported
+
+
+# --- the scrape token in the configuration ----------------------------------------------------------
+
+def test_the_scrape_token_comes_from_its_file_or_the_environment(tmp_path):
+    (tmp_path / "metrics.token").write_text(TOKEN + "\n")
+    config = write_config(tmp_path, metrics={"scrape_token_file": "metrics.token"})
+    assert load_settings(config, environ={}).metrics_token == TOKEN.encode()
+    assert load_settings(config, environ={"TAXII_METRICS_TOKEN": "e" * 40}).metrics_token == b"e" * 40
+    assert load_settings(write_config(tmp_path), environ={}).metrics_token is None
+
+
+@pytest.mark.parametrize("content, message", [("too-short", "at least 32 characters"), (None, "cannot read")])
+def test_an_unusable_scrape_token_stops_the_server_from_starting(tmp_path, content, message):
+    if content is not None:
+        (tmp_path / "metrics.token").write_text(content)
+    config = write_config(tmp_path, metrics={"scrape_token_file": "metrics.token"})
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config, environ={})
