@@ -78,6 +78,13 @@ def test_probes_are_logged_only_at_debug(server, caplog):
     assert [r for r in caplog.records if r.name == "taxii_server.access"] == []
 
 
+def test_a_refused_scrape_is_logged_as_a_warning(server, caplog):
+    caplog.set_level(logging.INFO, logger="taxii_server.access")
+    requests.get(server.url + "/metrics", headers={"Authorization": "Bearer guess"})
+    [line] = [r for r in caplog.records if r.name == "taxii_server.access"]
+    assert (line.levelno, line.path, line.status) == (logging.WARNING, "/metrics", 404)
+
+
 # --- a real server, logging JSON -------------------------------------------------------------------
 
 @pytest.fixture

@@ -29,7 +29,7 @@ _KEY_SHAPED = re.compile(r"tx_[0-9a-f]{12}_")
 # The fields of a request line, in the order the text format shows them.
 REQUEST_FIELDS = ("request_id", "operator", "key_id", "method", "path", "collection", "status", "objects",
                   "duration_ms", "client")
-# Probes come every few seconds: logged only when they fail, or at DEBUG.
+# Probes and scrapes come every few seconds: logged at DEBUG when they succeed.
 QUIET_ENDPOINTS = frozenset({"health.live", "health.ready", "metrics.scrape"})
 
 access_log = logging.getLogger("taxii_server.access")
@@ -80,7 +80,8 @@ def _level(status: int) -> int:
     if status >= 500:
         return logging.ERROR
     if request.endpoint in QUIET_ENDPOINTS:
-        return logging.WARNING if status == 503 else logging.DEBUG
+        # A probe that succeeds is routine; one refused (a wrong scrape token) or unready is news.
+        return logging.DEBUG if status < 400 else logging.WARNING
     return logging.INFO
 
 
