@@ -1,6 +1,8 @@
-# taxii-server under gunicorn. Mount config.yaml, collections/ and a data volume:
+# taxii-server under gunicorn, as the unprivileged user taxii, with the store on a volume.
+# Mount config.yaml, collections/ and a data volume:
 #   docker build -t taxii-server .
 #   docker run -p 8000:8000 -v $PWD/config.yaml:/srv/config.yaml -v taxii-data:/srv/data taxii-server
+# scripts/ci/docker-demo.sh builds it, runs the demo in it and checks it.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TAXII_CONFIG=/srv/config.yaml
@@ -20,11 +22,15 @@ USER taxii
 VOLUME /srv/data
 EXPOSE 8000
 
+# Healthy when the store answers a query (GET /readyz, docs/operations.md). The image has no
+# curl: Python asks. --start-period covers the first start, which creates the store.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"]
+
 # Workers are separate processes: the store, keys and cursors are shared through the
-# database and the secret, never through process memory. This serves plain HTTP for a
-# TLS-terminating reverse proxy in front; to serve HTTPS directly, mount a certificate and run
-#   gunicorn -c deploy/gunicorn.tls.conf.py taxii_server.wsgi:app   (with TAXII_TLS_CERT, TAXII_TLS_KEY)
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", \
-     "--worker-class", "taxii_server.server.ClientCertificateWorker", "--no-control-socket", \
-     "--access-logfile", "-", "--access-logformat", "%(h)s \"%(r)s\" %(s)s %(b)s %(L)ss", \
-     "taxii_server.wsgi:app"]
+# database and the secret, never through process memory; serve keeps the workers' metrics
+# in a folder of its own under /tmp. Logs are JSON lines on stderr, one per request. This
+# serves plain HTTP for a TLS-terminating reverse proxy in front; to serve HTTPS directly,
+# mount a certificate and add --tls-cert /srv/tls/cert.pem --tls-key /srv/tls/key.pem.
+CMD ["taxii-server", "serve", "--config", "/srv/config.yaml", "--host", "0.0.0.0", "--port", "8000", \
+     "--workers", "2", "--threads", "4", "--log-format", "json"]

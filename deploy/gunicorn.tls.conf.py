@@ -13,13 +13,20 @@ Environment:
                        API keys. Register each operator's certificate: taxii-server certs register.
   TAXII_BIND           listen address (default 0.0.0.0:8443)
   TAXII_WORKERS        worker processes (default 4); TAXII_THREADS threads each (default 4)
+  TAXII_LOG_FORMAT     text (default) or json: the application's log lines (one per request)
+  PROMETHEUS_MULTIPROC_DIR  the folder where the workers keep their metrics (emptied at start);
+                       default: a new one under the temporary folder
 """
 
 import os
 import ssl as _ssl
 
+from taxii_server.ops.serving import child_exit, prepare_metrics_folder  # noqa: F401  (child_exit: a gunicorn hook)
 from taxii_server.server import ACCESS_LOG_FORMAT, WORKER_CLASS
 from taxii_server.tls import gunicorn_ssl_context as ssl_context  # noqa: F401  (gunicorn's ssl_context hook)
+
+# Before the workers load the application: metrics from every worker add up in one folder.
+prepare_metrics_folder()
 
 bind = os.environ.get("TAXII_BIND", "0.0.0.0:8443")
 workers = int(os.environ.get("TAXII_WORKERS", "4"))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
-from . import audit, limits
+from . import audit, limits, ops
 from .auth import authenticate
 from .bookkeeping import Bookkeeper
 from .compliance import http as compliance
@@ -47,6 +47,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.extensions["taxii"] = _services(settings, store or open_store(settings.storage_url))
     register_error_handlers(app)
+    ops.install(app)  # first: the request id and the clock start before authentication may end the request
     app.before_request(_authenticate_and_negotiate)
     app.after_request(_audit)
     _register_blueprints(app, settings.api_root_path)
@@ -65,10 +66,12 @@ def _services(settings: Settings, store: Store) -> Services:
                     limits.Rate(failures, failures) if failures else None)
 
 
-# Served to anyone: the API description holds nothing an operator's key protects.
-PUBLIC_ENDPOINTS = frozenset({"openapi.description"})
 # Authenticated like TAXII, but plain lists for firewalls: no TAXII media negotiation.
 PLAIN_TEXT_BLUEPRINTS = frozenset({"feeds"})
+# Served to anyone: the API description holds nothing an operator's key protects; the health
+# probes say only "ok" or "unavailable"; /metrics checks a scrape credential of its own.
+PROBES = frozenset({"health.live", "health.ready", "metrics.scrape"})
+PUBLIC_ENDPOINTS = frozenset({"openapi.description", *PROBES})
 
 
 def _authenticate_and_negotiate() -> None:
@@ -99,6 +102,9 @@ def _limit_failed_authentications(services: Services) -> None:
 
 
 def _audit(response):
+    # Probes come every few seconds from machines, not operators: a row each would bury the trail.
+    if request.endpoint in PROBES:
+        return response
     return audit.record(app_services().audit, response)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import sys
@@ -18,6 +19,7 @@ from .config import ConfigError, Settings, load_settings
 from .errors import TaxiiError
 from .file_modes import open_to_others, server_files
 from .migrate import copy_store, versions_to_copy
+from .ops.cli import register_operations_commands, serve_options
 from .policy import access
 from .storage import StorageError, open_store, redacted
 from .storage.base import StoreConflict
@@ -71,9 +73,10 @@ def default_workers() -> int:
 @click.option("--tls-client-ca", type=_PEM_FILE,
               help="Ask clients for a certificate (mutual TLS) issued by these CAs or listed here (PEM). "
                    "Clients without one still authenticate with API keys.")
+@serve_options
 @with_config
 def serve(settings: Settings, host: str, port: int, workers: int, threads: int,
-          tls_cert: str | None, tls_key: str | None, tls_client_ca: str | None):
+          tls_cert: str | None, tls_key: str | None, tls_client_ca: str | None, operations):
     from .app import create_app
     from .server import run_gunicorn
     from .tls import TLSFiles
@@ -88,10 +91,13 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int,
             tls.check()
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+    operations.prepare()  # before the app is built: the workers' metrics folder
     app = create_app(settings)
-    click.echo(f"taxii-server: discovery at {'https' if tls else 'http'}://{host}:{port}/taxii2/ "
-               f"(api root /{settings.api_root_path}/, store {redacted(settings.storage_url)})", err=True)
-    run_gunicorn(app, bind=f"{host}:{port}", workers=workers, threads=threads, tls=tls)
+    logging.getLogger("taxii_server").info(
+        f"discovery at {'https' if tls else 'http'}://{host}:{port}/taxii2/ "
+        f"(api root /{settings.api_root_path}/, store {redacted(settings.storage_url)})")
+    run_gunicorn(app, bind=f"{host}:{port}", workers=workers, threads=threads, tls=tls, log_format=operations.log_format,
+                 hooks=operations.hooks(app))
 
 
 @main.command(help="Validate config.yaml and collections/ and open the store.")
@@ -378,6 +384,7 @@ def _refuse_passwords_in_arguments(**variables: str) -> None:
 
 compliance_cli.register(main, with_config)
 
+register_operations_commands(main)
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

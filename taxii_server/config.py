@@ -139,6 +139,8 @@ class Settings:
     compliance_retention_days: int = 730
     # What firewall feeds never publish (taxii_server/feeds/safety.py).
     feed_rules: SafetyRules = field(default_factory=SafetyRules.build)
+    # Bearer token that Prometheus presents to read /metrics; None serves no metrics there.
+    metrics_token: bytes | None = None
     source: Path | None = field(default=None, compare=False)
     secret_file: Path | None = field(default=None, compare=False)  # None when the secret is in the environment
 
@@ -196,6 +198,7 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         sharing=_sharing(raw.get("sharing", {}), base),
         compliance_retention_days=raw.get("compliance", {}).get("retention_days", 730),
         feed_rules=_feed_rules(raw.get("feeds", {}), path),
+        metrics_token=_metrics_token(environ.get("TAXII_METRICS_TOKEN"), raw.get("metrics", {}), base),
         source=path,
         secret_file=None if environ.get("TAXII_SERVER_SECRET") else secret_file,
     )
@@ -364,6 +367,23 @@ def _server_secret(from_environment: str | None, secret_file: Path) -> bytes:
     if len(secret) < 32:
         raise ConfigError(f"{secret_file}: the server secret must be at least 32 characters")
     return secret.encode()
+
+
+def _metrics_token(from_environment: str | None, section: dict, base: Path) -> bytes | None:
+    """The scrape credential: apart from every operator's key, so that reading metrics grants nothing else."""
+    if from_environment:
+        token, origin = from_environment.strip(), "TAXII_METRICS_TOKEN"
+    elif "scrape_token_file" in section:
+        token_file = base / section["scrape_token_file"]
+        try:
+            token, origin = token_file.read_text().strip(), str(token_file)
+        except OSError as exc:
+            raise ConfigError(f"{token_file}: cannot read the metrics scrape token: {exc.strerror}") from None
+    else:
+        return None
+    if len(token) < 32:
+        raise ConfigError(f"{origin}: the metrics scrape token must be at least 32 characters")
+    return token.encode()
 
 
 def _create_secret_file(secret_file: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import os
 import ssl
 
 from gunicorn.app.base import BaseApplication
@@ -57,16 +57,23 @@ class _Gunicorn(BaseApplication):
         return self._app
 
 
-def configure_logging() -> None:
-    """Application log lines (authentication failures, unexpected errors) on stderr
-    beside gunicorn's own. Nothing logged carries a key's secret."""
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+def configure_logging(log_format: str | None = None) -> None:
+    """Application log lines (one per request, authentication failures, unexpected errors) on
+    stderr beside gunicorn's own, as text or JSON (TAXII_LOG_FORMAT when not given). Nothing
+    logged carries a key's secret."""
+    from .ops.logs import configure_logging as configure
+
+    configure(log_format or os.environ.get("TAXII_LOG_FORMAT", "text"))
 
 
-def run_gunicorn(app, bind: str, workers: int = 1, threads: int = 4, tls: TLSFiles | None = None) -> None:
-    configure_logging()
+def run_gunicorn(app, bind: str, workers: int = 1, threads: int = 4, tls: TLSFiles | None = None,
+                 log_format: str = "text", hooks: dict | None = None) -> None:
+    from .ops.logs import logging_config
+
+    configure_logging(log_format)
+    # The application's request line (ops/logs.py) replaces gunicorn's access log.
     options = {"bind": bind, "workers": workers, "threads": threads, "worker_class": WORKER_CLASS,
-               "accesslog": "-", "timeout": 60, "access_log_format": ACCESS_LOG_FORMAT,
+               "accesslog": None, "timeout": 60, "logconfig_dict": logging_config(log_format), **(hooks or {}),
                # gunicorn's control socket sits at one path per user: servers side by side would share it.
                "control_socket_disable": True}
     if tls is not None:

@@ -52,8 +52,10 @@ class TaxiiServerProcess:
     """`taxii-server serve` in a session of its own: gunicorn forks its workers into the
     same process group, so one killpg reaches the master and every worker."""
 
-    def __init__(self, config_path: Path, log_path: Path, workers: int = 2):
+    def __init__(self, config_path: Path, log_path: Path, workers: int = 2, args: tuple[str, ...] = (),
+                 environ: dict | None = None):
         self.config_path, self.log_path, self.workers = config_path, log_path, workers
+        self.args, self.extra_environ = args, environ or {}
         self.process: subprocess.Popen | None = None
         self.url = ""
 
@@ -64,8 +66,9 @@ class TaxiiServerProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [str(EXECUTABLE), "serve", "--config", str(self.config_path), "--port", str(port),
-                 "--workers", str(self.workers)],
-                stdout=log, stderr=subprocess.STDOUT, env=environ, start_new_session=True)
+                 "--workers", str(self.workers), *self.args],
+                stdout=log, stderr=subprocess.STDOUT, env={**environ, **self.extra_environ},
+                start_new_session=True)
         self._wait_until_answering()
 
     def kill(self) -> None:

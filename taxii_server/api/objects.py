@@ -11,9 +11,10 @@ from ..app import app_services
 from ..bounded_work import envelope_size_problem, one_post_at_a_time
 from ..errors import TaxiiError, forbidden, not_found
 from ..media import content_type_is_taxii
+from ..ops import metrics
 from ..storage.base import AddOutcome, NewVersion, StatusRecord, VersionFilter
-from ..timestamps import format_timestamp, now_micros
 from ..sharing.screening import screen
+from ..timestamps import format_timestamp, now_micros
 from ..validation import Rejected, objects_from_body
 from .common import (caller, date_added_headers, page_request, paged_listing, readable_collection, taxii_response,
                      visible_collection)
@@ -79,6 +80,7 @@ def add_objects(collection_id: str):
                                     audit_for=audit.for_write(202), submitted_by=screening.submission)
     retention.purge_expired_statuses(services.store, limits.status_retention_seconds)
     audit.note_objects(report.success_count)
+    metrics.note_rejected(len(screening.checked) - report.success_count)
     return taxii_response(report.record.body, status=202)
 
 

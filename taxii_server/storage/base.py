@@ -623,6 +623,15 @@ class Store(abc.ABC):
     def feed_exclusions(self, collection_id: str, now: int, limit: int) -> tuple[list[FeedEntry], list[FeedIndicator]]:
         """Up to `limit` held entries and `limit` left-out indicators of the collection that are
         still valid at `now`, for the feed report."""
+    # -- operations (health checks and metrics) ------------------------------------
+    @abc.abstractmethod
+    def ready(self, deadline: float) -> bool:
+        """True when the store answers a query within `deadline` seconds and can take
+        writes (on MongoDB: the replica set has a primary). Never raises: logs why not."""
+
+    @abc.abstractmethod
+    def size_bytes(self) -> int | None:
+        """Bytes the store occupies, data and indexes; None when the backend cannot tell."""
 
     def close(self) -> None:
         """Release connections."""

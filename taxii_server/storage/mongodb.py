@@ -44,6 +44,7 @@ state anywhere but in the client's `next` token.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -53,6 +54,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+import pymongo
+from pymongo import ASCENDING, MongoClient, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import (BulkWriteError, CollectionInvalid, ConnectionFailure, DuplicateKeyError, ExecutionTimeout,
                             PyMongoError)
@@ -67,6 +70,7 @@ from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditM
                    VersionFilter, VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_DATABASE = "taxii"
 DURABLE = WriteConcern("majority")
@@ -229,6 +233,30 @@ class MongoStore(Store):
             handles = self._by_process.pop(os.getpid(), None)
         if handles is not None:
             handles.client.close()
+
+    # -- operations ------------------------------------------------------------
+    def ready(self, deadline: float) -> bool:
+        try:
+            with pymongo.timeout(deadline):  # bounds server selection and every round trip below
+                if self._transactions and not self._has_primary():
+                    log.warning("the store is not ready: the replica set has no primary")
+                    return False
+                self._db().collection_clocks.find_one({}, {"_id": 1})
+        except PyMongoError as exc:
+            log.warning("the store is not ready: %s", exc)
+            return False
+        return True
+
+    def _has_primary(self) -> bool:
+        # Commands go to the primary: with none, selecting a server times out (PyMongoError).
+        hello = self._client().admin.command("hello")
+        return bool(hello.get("isWritablePrimary") or hello.get("msg") == "isdbgrid")
+
+    def size_bytes(self) -> int | None:
+        if not self._transactions:  # mongomock, in the test suite, has no dbStats
+            return None
+        stats = self._db().command("dbStats")
+        return int(stats.get("storageSize", 0) + stats.get("indexSize", 0))
 
     # -- objects -----------------------------------------------------------------
     def add_versions(self, collection_id: str, versions: list[NewVersion],

@@ -9,10 +9,12 @@ can never miss one.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+import time
 from contextlib import contextmanager
 from dataclasses import astuple
 from pathlib import Path
@@ -194,6 +196,8 @@ CREATE INDEX IF NOT EXISTS feed_entries_by_indicator ON feed_entries (collection
 CREATE INDEX IF NOT EXISTS feed_entries_held ON feed_entries (collection_id, valid_until) WHERE held IS NOT NULL;
 """
 
+log = logging.getLogger(__name__)
+
 _COLUMNS = "object_id, type, version, spec_version, date_added"
 # Columns added after the first release, with their types: a store made before
 # them gets them on opening (NULL in its existing rows: submitter unknown).
@@ -267,6 +271,26 @@ class SQLiteStore(Store):
         if db is not None:
             db.close()
             self._local.db = None
+
+    # -- operations ------------------------------------------------------------
+    def ready(self, deadline: float) -> bool:
+        db = self._connection()
+        give_up = time.monotonic() + deadline
+        # SQLite calls this every 1000 virtual-machine steps; True aborts the statement.
+        db.set_progress_handler(lambda: time.monotonic() > give_up, 1000)
+        try:
+            db.execute("SELECT 1 FROM collection_clock LIMIT 1").fetchall()
+            return True
+        except sqlite3.Error as exc:
+            log.warning("the store is not ready: %s", exc)
+            return False
+        finally:
+            db.set_progress_handler(None, 0)
+
+    def size_bytes(self) -> int | None:
+        (pages, page_size), = self._connection().execute(
+            "SELECT page_count, page_size FROM pragma_page_count, pragma_page_size").fetchall()
+        return pages * page_size
 
     # -- objects -----------------------------------------------------------------
     def add_versions(self, collection_id: str, versions: list[NewVersion],
