@@ -48,10 +48,13 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
 
 # Served to anyone: the API description holds nothing an operator's key protects.
 PUBLIC_ENDPOINTS = frozenset({"openapi.description"})
+# Blueprints that authenticate their own requests and answer people in HTML (the
+# portal: a sign-in form and a session cookie); the TAXII checks below are not theirs.
+SELF_AUTHENTICATED_BLUEPRINTS = frozenset({"portal"})
 
 
 def _authenticate_and_negotiate() -> None:
-    if request.endpoint in PUBLIC_ENDPOINTS:
+    if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in SELF_AUTHENTICATED_BLUEPRINTS:
         return
     services: Services = app_services()
     g.principal = authenticate(request.headers.get("Authorization"), services.settings, services.store)
@@ -78,3 +81,5 @@ def _register_blueprints(app: Flask, api_root: str) -> None:
     prefix = f"/{api_root}"
     for module in (api_root_bp, status, collections, manifest, objects, versions):
         app.register_blueprint(module.blueprint, url_prefix=prefix)
+    from . import portal
+    portal.register(app)

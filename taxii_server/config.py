@@ -82,6 +82,10 @@ class Settings:
     mtls: MutualTLS | None = None
     # Requests one API key may make per minute; None means no limit.
     requests_per_minute: int | None = None
+    # The portal (taxii_server/portal): a session ends after this long without a request.
+    portal_idle_seconds: int = 30 * 60
+    # Sign-in attempts one client address may make per minute.
+    portal_sign_ins_per_minute: int = 10
     source: Path | None = field(default=None, compare=False)
 
     def collection(self, id_or_alias: str) -> Collection | None:
@@ -130,6 +134,8 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         max_limit=max_limit,
         mtls=_mutual_tls(raw.get("mtls"), path),
         requests_per_minute=raw.get("rate_limit", {}).get("requests_per_minute"),
+        portal_idle_seconds=raw.get("portal", {}).get("idle_minutes", 30) * 60,
+        portal_sign_ins_per_minute=raw.get("portal", {}).get("sign_ins_per_minute", 10),
         source=path,
     )
 

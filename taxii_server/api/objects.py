@@ -1,5 +1,7 @@
 """Objects: list, add, get one, delete one (§5.4–§5.7)."""
 
+from __future__ import annotations
+
 import uuid
 
 import orjson
@@ -10,7 +12,7 @@ from .. import audit
 from ..app import app_services
 from ..errors import TaxiiError, forbidden, not_found
 from ..media import content_type_is_taxii
-from ..storage.base import AddOutcome, NewVersion, StatusRecord, VersionFilter
+from ..storage.base import AddOutcome, NewVersion, StatusRecord, Store, VersionFilter
 from ..timestamps import format_timestamp, now_micros
 from ..validation import Rejected, check_object, objects_from_body
 from .common import (caller, date_added_headers, page_request, paged_listing, readable_collection, taxii_response,
@@ -63,12 +65,20 @@ def add_objects(collection_id: str):
         raise TaxiiError(415, "Unsupported media type",
                          "Send the envelope as Content-Type: application/taxii+json;version=2.1.")
     received = now_micros()
-    checked = [check_object(item) for item in objects_from_body(_read_body())]
-    report = StatusReport(received, caller().operator.id, checked)
-    accepted = [item for item in checked if not isinstance(item, Rejected)]
-    app_services().store.add_versions(collection.id, accepted, status_for=report)
+    report = store_objects(app_services().store, collection.id, caller().operator.id,
+                           objects_from_body(_read_body()), received)
     audit.note_objects(report.success_count)
     return taxii_response(report.record.body, status=202)
+
+
+def store_objects(store: Store, collection_id: str, owner: str, items: list[dict], received: int) -> StatusReport:
+    """Validate and store objects as a POST does, with its status resource; the
+    portal's forms store through here too, so both keep the same rules."""
+    checked = [check_object(item) for item in items]
+    report = StatusReport(received, owner, checked)
+    accepted = [item for item in checked if not isinstance(item, Rejected)]
+    store.add_versions(collection_id, accepted, status_for=report)
+    return report
 
 
 def _read_body() -> bytes:
