@@ -148,7 +148,7 @@ def pages(count: int) -> list[tuple[str, str, str, str, dict | None, tuple]]:
          (200,)),
         ("download CSV (1,000 objects)", "northtel", "GET", f"{adv}/export.csv", None, (200,)),
         ("download STIX bundle (1,000 objects)", "northtel", "GET", f"{adv}/export.json", None, (200,)),
-        ("download CSV, text with no match (scans 50,000)", "northtel", "GET", f"{adv}/export.csv?q=no-such-text",
+        ("download CSV, text with no match (scans 10,000)", "northtel", "GET", f"{adv}/export.csv?q=no-such-text",
          None, (200,)),
         ("publish form", "regulator", "GET", "/portal/publish", None, (200,)),
         ("publish an advisory (5 indicators)", "regulator", "POST", "/portal/publish", "ADVISORY", (302,)),

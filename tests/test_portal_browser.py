@@ -265,7 +265,6 @@ def test_a_licensee_acknowledges_an_advisory_with_one_click(analyst, advisory):
     analyst.screenshot("object")
     analyst.press("Acknowledge")
     assert "Acknowledged" in analyst.text
-    analyst.screenshot("acknowledged")
     [opinion] = analyst.exchange.objects(NORTHTEL_REPORTS, "opinion")
     assert (opinion["opinion"], opinion["object_refs"]) == ("agree", [advisory["id"]])
     assert analyst.exchange.objects(ADVISORIES, "opinion") == []

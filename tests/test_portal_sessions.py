@@ -67,6 +67,16 @@ def test_a_key_that_is_not_the_operators_live_key_is_refused(server, keys, opera
     assert not signed_in(answer)
 
 
+def test_signing_in_again_ends_the_browsers_earlier_session(server, keys):
+    first = sign_in(server.url, "northtel", keys["northtel"])
+    earlier = first.http.cookies.get("taxii_portal_session")
+    again = sign_in(server.url, "northtel", keys["northtel"], http=first.http)
+    assert signed_in(again) and again.http.cookies.get("taxii_portal_session") != earlier
+    stale = requests.Session()
+    stale.cookies.set("taxii_portal_session", earlier)
+    assert stale.get(f"{server.url}/portal/", allow_redirects=False).status_code == 302
+
+
 def test_sign_in_attempts_are_limited_per_client_address(server, keys, settings):
     for _ in range(settings.portal_sign_ins_per_minute):
         assert sign_in(server.url, "northtel", "tx_0123456789ab_" + "x" * 43).status_code == 401

@@ -19,7 +19,7 @@ from ..storage.base import Store, StoredVersion
 from .stix_view import searchable_text, tlp_of
 
 PAGE_SIZE = 50
-SCAN_BUDGET = 5_000
+SCAN_BUDGET = 2_000
 _BATCH = 500
 
 

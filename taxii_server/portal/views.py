@@ -21,9 +21,9 @@ from ..timestamps import now_micros
 from ..validation import objects_from_body
 from ..errors import TaxiiError
 from . import authoring, csrf, export, rights, sessions
-from .forms import ActionForm, AdvisoryForm, IndicatorsForm, SignInForm, UploadForm
+from .forms import ActionForm, AdvisoryForm, IndicatorsForm, SignInForm, UploadForm, choices
 from .listing import PAGE_SIZE, SCAN_BUDGET, Filters, list_objects
-from .stix_view import (TLP_LEVELS, references, shown_time, title_of, tlp_of, validity_of, version_order)
+from .stix_view import (TLP_BY_MARKING, TLP_LEVELS, references, shown_time, title_of, tlp_of, validity_of, version_order)
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ blueprint = Blueprint("portal", __name__, template_folder="templates", static_fo
 
 OPEN_ENDPOINTS = frozenset({"portal.sign_in", "portal.static"})
 NEWS_SHOWN, NEWS_COUNTED = 5, 100
-DOWNLOAD_LIMIT, DOWNLOAD_SCAN_BUDGET = 1_000, 50_000
+DOWNLOAD_LIMIT, DOWNLOAD_SCAN_BUDGET = 1_000, 10_000
 MAX_VERSIONS_SHOWN, MAX_RELATED = 100, 50
 COMMON_TYPES = ("report", "indicator", "malware", "vulnerability", "attack-pattern", "threat-actor", "campaign",
                 "identity", "relationship", "sighting", "opinion", "note", "observed-data")
@@ -119,6 +119,7 @@ def sign_in():
             return render_template("sign_in.html", form=form, error="Too many sign-in attempts from your address; "
                                    "wait a minute and try again."), 429, {"Retry-After": "60"}
         if started is not None:
+            sessions.sign_out(_store())  # a session this browser held before ends: one session per sign-in
             token, _ = started
             response = redirect(_safe_next(request.args.get("next")))
             sessions.set_cookie(response, token)
@@ -248,7 +249,7 @@ def object_page(collection_ref: str, object_id: str):
     return render_template(
         "object.html", collection=collection, obj=obj, latest=latest,
         timeline=sorted(versions, key=lambda r: version_order(r.version), reverse=True),
-        refs=refs, related=related, validity=validity_of(obj),
+        refs=refs, related=related, validity=validity_of(obj), tlp_markings=TLP_BY_MARKING,
         raw=orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode(),
         can_acknowledge=_acknowledgeable(collection, obj),
         share_to=[c for c in rights.broadcast_destinations(_settings(), operator) if c.id != collection.id])
@@ -302,7 +303,7 @@ def report_finding():
     private = rights.private_collections(_settings(), _operator())
     ordered = private + [c for c in destinations if c not in private]
     form = IndicatorsForm()
-    form.destination.choices = [(c.id, c.title) for c in ordered]
+    form.destination.choices = choices((c.id, c.title) for c in ordered)
     return _indicators_page(form, "Report a finding", advisory=False)
 
 
@@ -312,7 +313,7 @@ def upload():
     if not destinations:
         abort(403, "You may not add objects to any collection.")
     form = UploadForm()
-    form.destination.choices = [(c.id, c.title) for c in destinations]
+    form.destination.choices = choices((c.id, c.title) for c in destinations)
     if form.validate_on_submit():
         destination = rights.writable_collection(_settings(), _operator(), form.destination.data)
         try:
@@ -333,7 +334,7 @@ def publish():
     if operator.role != "regulator":
         abort(403, "Publishing advisories is for the regulator.")
     form = AdvisoryForm()
-    form.destination.choices = (
+    form.destination.choices = choices(
         [(c.id, f"Everyone: {c.title}") for c in rights.broadcast_destinations(_settings(), operator)]
         + [(c.id, f"Only {licensee.name}: {c.title}")
            for licensee, c in rights.directed_destinations(_settings(), operator)])
