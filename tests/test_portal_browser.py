@@ -40,6 +40,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 NORTHTEL_REPORTS = derived_collection_id("licensee-reports", "northtel")
 SOUTHWAVE_REPORTS = derived_collection_id("licensee-reports", "southwave")
 SCREENSHOTS = os.environ.get("PORTAL_SCREENSHOTS")
+FINDING_HASH = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 
 class Exchange:
@@ -152,6 +153,7 @@ class Analyst:
     def screenshot(self, name: str):
         if SCREENSHOTS:
             Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+            self.driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")
             self.driver.save_screenshot(str(Path(SCREENSHOTS) / f"{name}.png"))
 
 
@@ -276,14 +278,14 @@ def test_a_licensee_reports_a_finding_that_only_it_and_the_regulator_see(analyst
         "NorthTel: reports to the regulator"
     analyst.type("name", "Scanner at our border")
     analyst.choose("kind", "SHA-256 file hash")
-    analyst.type("values", "A" * 64)
+    analyst.type("values", FINDING_HASH.upper())
     analyst.choose("tlp", "TLP:AMBER")
     analyst.type("valid_until", "12312030")  # typed into the date field as a person would
     analyst.screenshot("report-finding")
     analyst.press("Report")
     assert "1 object(s) stored in NorthTel: reports to the regulator" in analyst.text
     [finding] = [o for o in analyst.exchange.objects(NORTHTEL_REPORTS, "indicator") if "Scanner" in o["name"]]
-    assert finding["pattern"] == f"[file:hashes.'SHA-256' = '{'a' * 64}']"
+    assert finding["pattern"] == f"[file:hashes.'SHA-256' = '{FINDING_HASH}']"
     assert finding["valid_until"].startswith("2030-12-31")
     analyst.sign_in("regulator").open(f"/portal/collections/{NORTHTEL_REPORTS}/?q=scanner")
     assert "Scanner at our border" in analyst.text
@@ -316,13 +318,13 @@ def test_a_licensee_shares_its_object_to_the_community(analyst):
 
 def test_the_browser_filters_by_type_tlp_text_and_date_and_downloads_the_listing(analyst, advisory):
     analyst.sign_in("northtel").open(f"/portal/collections/{ADVISORIES}/")
+    analyst.screenshot("collection")
     analyst.choose("f-type", "indicator")
     analyst.choose("f-tlp", "TLP:GREEN")
     analyst.type("f-q", "parcel-fee2")
     analyst.press("Filter")
     rows = analyst.driver.find_elements(By.CSS_SELECTOR, "table.objects tbody tr")
     assert [row.text.split(" indicator")[0] for row in rows] == ["Smishing wave against subscribers: parcel-fee2.example"]
-    analyst.screenshot("collection")
     http = analyst.http()
     csv_text = http.get(analyst.driver.find_element(By.LINK_TEXT, "CSV").get_attribute("href")).text
     assert csv_text.splitlines()[0].startswith("id,type,title,pattern,tlp")
