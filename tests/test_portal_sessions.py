@@ -175,3 +175,23 @@ def test_unfiltered_pages_go_newest_first_with_no_gap_and_no_repeat(store, regul
         before = page.next_before
     assert seen == [indicator(n)["id"] for n in range(7, 0, -1)]
     assert listing.PAGE_SIZE >= 3
+
+
+def test_the_audit_trail_names_the_key_behind_each_page(server, store, settings):
+    key = issue_key(store, settings.secret, "northtel", label="analyst j")
+    answer = sign_in(server.url, "northtel", key.raw_key)
+    assert answer.http.get(f"{server.url}/portal/collections/advisories/").status_code == 200
+    [page] = [event for event in store.query_audit(operator_id="northtel")
+              if event.path == "/portal/collections/advisories/"]
+    assert (page.key_id, page.status, page.collection_id) == (key.record.key_id, 200, ADVISORIES)
+
+
+def test_pages_count_against_the_keys_requests_a_minute(settings, store, keys):
+    live = LiveServer(create_app(dataclasses.replace(settings, requests_per_minute=3), store))
+    try:
+        answer = sign_in(live.url, "northtel", keys["northtel"])
+        pages = [answer.http.get(f"{live.url}/portal/") for _ in range(4)]
+        assert [page.status_code for page in pages] == [200, 200, 200, 429]
+        assert int(pages[-1].headers["Retry-After"]) > 0 and "Too many requests" in pages[-1].text
+    finally:
+        live.stop()

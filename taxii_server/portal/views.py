@@ -5,7 +5,6 @@ through the store interface only."""
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from urllib.parse import urlsplit
 
 import orjson
@@ -13,19 +12,18 @@ from flask import (Blueprint, Response, abort, flash, g, redirect, render_templa
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, HTTPException
 
-from .. import audit
+from .. import audit, limits
 from ..api.objects import store_objects
 from ..app import app_services
 from ..storage.base import ObjectQuery, VersionFilter
+from ..errors import TaxiiError
 from ..timestamps import now_micros
 from ..validation import objects_from_body
-from ..errors import TaxiiError
 from . import authoring, csrf, export, rights, sessions
 from .forms import ActionForm, AdvisoryForm, IndicatorsForm, SignInForm, UploadForm, choices
-from .listing import PAGE_SIZE, SCAN_BUDGET, Filters, list_objects
-from .stix_view import (TLP_BY_MARKING, TLP_LEVELS, references, shown_time, title_of, tlp_of, validity_of, version_order)
-
-log = logging.getLogger(__name__)
+from .listing import Filters, list_objects
+from .stix_view import (TLP_BY_MARKING, TLP_LEVELS, references, shown_time, title_of, tlp_of, validity_of,
+                        version_order)
 
 blueprint = Blueprint("portal", __name__, template_folder="templates", static_folder="static",
                       static_url_path="/static")
@@ -48,10 +46,13 @@ def _session_and_form_token():
         return None
     signed_in = sessions.current(_store(), _settings())
     if signed_in is None:
-        response = redirect(url_for("portal.sign_in", next=request.full_path.rstrip("?") if request.method == "GET" else None))
+        back_to = request.full_path.rstrip("?") if request.method == "GET" else None
+        response = redirect(url_for("portal.sign_in", next=back_to))
         sessions.clear_cookie(response)
         return response
     g.principal, g.portal_session = signed_in.principal, signed_in.session
+    # Pages count against the key's requests a minute, as its API calls do.
+    limits.enforce(_store(), signed_in.principal, _settings().requests_per_minute)
     return None
 
 
@@ -82,13 +83,13 @@ def _http_error(error: HTTPException):
 @blueprint.errorhandler(TaxiiError)
 def _taxii_error(error: TaxiiError):
     return render_template("error.html", status=error.status, title=error.title,
-                           message=error.description), error.status
+                           message=error.description), error.status, error.headers
 
 
-@blueprint.app_context_processor
+@blueprint.context_processor
 def _page_context():
     principal = g.get("principal")
-    if principal is None or request.blueprint != "portal":
+    if principal is None:
         return {}
     return {"operator": principal.operator, "action_form": ActionForm(), "shown_time": shown_time,
             "title_of": title_of, "tlp_of": tlp_of}
@@ -170,8 +171,7 @@ def collection_page(collection_ref: str):
     audit.note_objects(len(listing.items))
     return render_template("collection.html", collection=collection, listing=listing, filters=filters,
                            args=_filter_args(), types=COMMON_TYPES, tlp_levels=TLP_LEVELS,
-                           scan_budget=SCAN_BUDGET, page_size=PAGE_SIZE, download_limit=DOWNLOAD_LIMIT,
-                           can_write=collection in rights.writable_collections(_settings(), _operator()))
+                           download_limit=DOWNLOAD_LIMIT)
 
 
 @blueprint.get("/collections/<collection_ref>/export.<file_format>")
