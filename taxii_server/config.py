@@ -86,6 +86,8 @@ class Settings:
     portal_idle_seconds: int = 30 * 60
     # Sign-in attempts one client address may make per minute.
     portal_sign_ins_per_minute: int = 10
+    # Mark the portal's cookies Secure on every request, for HTTPS ended at a proxy in front.
+    portal_secure_cookies: bool = False
     source: Path | None = field(default=None, compare=False)
 
     def collection(self, id_or_alias: str) -> Collection | None:
@@ -136,6 +138,7 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         requests_per_minute=raw.get("rate_limit", {}).get("requests_per_minute"),
         portal_idle_seconds=raw.get("portal", {}).get("idle_minutes", 30) * 60,
         portal_sign_ins_per_minute=raw.get("portal", {}).get("sign_ins_per_minute", 10),
+        portal_secure_cookies=raw.get("portal", {}).get("secure_cookies", False),
         source=path,
     )
 

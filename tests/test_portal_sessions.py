@@ -60,6 +60,24 @@ def test_under_https_both_cookies_are_secure(app, keys):
     assert all("Secure" in c for c in cookies)
 
 
+def test_behind_a_proxy_that_ends_https_the_cookies_can_be_always_secure(settings, store, keys):
+    live = LiveServer(create_app(dataclasses.replace(settings, portal_secure_cookies=True), store))
+    try:
+        page = requests.get(f"{live.url}/portal/sign-in")
+        [forms_cookie] = page.raw.headers.getlist("Set-Cookie")
+        # A client keeps Secure cookies off plain HTTP: this test hands the form's cookie back itself.
+        answer = requests.post(f"{live.url}/portal/sign-in", allow_redirects=False,
+                               headers={"Cookie": forms_cookie.split(";")[0]},
+                               data={"csrf_token": TOKEN.search(page.text).group(1), "operator": "northtel",
+                                     "key": keys["northtel"]})
+        assert answer.status_code == 302
+        cookies = [forms_cookie, *answer.raw.headers.getlist("Set-Cookie")]
+        assert any(c.startswith("taxii_portal_session=") for c in cookies)
+        assert all("; Secure" in cookie for cookie in cookies)
+    finally:
+        live.stop()
+
+
 @pytest.mark.parametrize("operator, key_of", [("northtel", "southwave"), ("northtel", None), ("nobody", "northtel")])
 def test_a_key_that_is_not_the_operators_live_key_is_refused(server, keys, operator, key_of):
     answer = sign_in(server.url, operator, keys[key_of] if key_of else "tx_0123456789ab_" + "x" * 43)

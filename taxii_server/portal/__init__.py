@@ -23,7 +23,8 @@ class _FormTokenCookie(SecureCookieSessionInterface):
     """Flask's signed cookie, which holds only Flask-WTF's CSRF secret: Secure under HTTPS."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
-        return request.is_secure
+        from .sessions import cookies_secure
+        return cookies_secure(app.extensions["taxii"].settings)
 
 
 def register(app: Flask) -> None:

@@ -87,12 +87,18 @@ def sign_out(store: Store) -> None:
         store.end_portal_session(_hash(token), now_micros())
 
 
-def set_cookie(response: Response, token: str) -> None:
-    response.set_cookie(COOKIE, token, path=COOKIE_PATH, httponly=True, samesite="Strict", secure=request.is_secure)
+def set_cookie(response: Response, token: str, settings: Settings) -> None:
+    response.set_cookie(COOKIE, token, path=COOKIE_PATH, httponly=True, samesite="Strict",
+                        secure=cookies_secure(settings))
 
 
-def clear_cookie(response: Response) -> None:
-    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="Strict", secure=request.is_secure)
+def clear_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="Strict", secure=cookies_secure(settings))
+
+
+def cookies_secure(settings: Settings) -> bool:
+    """Secure over HTTPS; always, when configured so for HTTPS that a proxy in front ends."""
+    return request.is_secure or settings.portal_secure_cookies
 
 
 def _hash(token: str) -> str:

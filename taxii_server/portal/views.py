@@ -48,7 +48,7 @@ def _session_and_form_token():
     if signed_in is None:
         back_to = request.full_path.rstrip("?") if request.method == "GET" else None
         response = redirect(url_for("portal.sign_in", next=back_to))
-        sessions.clear_cookie(response)
+        sessions.clear_cookie(response, _settings())
         return response
     g.principal, g.portal_session = signed_in.principal, signed_in.session
     # Pages count against the key's requests a minute, as its API calls do.
@@ -123,7 +123,7 @@ def sign_in():
             sessions.sign_out(_store())  # a session this browser held before ends: one session per sign-in
             token, _ = started
             response = redirect(_safe_next(request.args.get("next")))
-            sessions.set_cookie(response, token)
+            sessions.set_cookie(response, token, _settings())
             return response
         form.key.errors.append("This operator id and key do not match a live key.")
         status = 401
@@ -143,7 +143,7 @@ def _safe_next(target: str | None) -> str:
 def sign_out():
     sessions.sign_out(_store())
     response = redirect(url_for("portal.sign_in"))
-    sessions.clear_cookie(response)
+    sessions.clear_cookie(response, _settings())
     flash("You are signed out.")
     return response
 
