@@ -34,6 +34,7 @@ if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
 from selenium import webdriver  # noqa: E402  (only once the browser is known to be there)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -193,6 +194,23 @@ def test_a_page_asks_for_sign_in_and_a_wrong_key_is_refused(analyst):
     analyst.sign_in("northtel", analyst.exchange.keys["southwave"])  # a real key, but another operator's
     assert analyst.heading == "Sign in"
     assert "do not match a live key" in analyst.text
+
+
+def test_signing_in_works_from_the_keyboard_alone(analyst):
+    analyst.driver.delete_all_cookies()
+    analyst.open("/portal/sign-in")
+    focused = []
+    for _ in range(5):
+        analyst.driver.switch_to.active_element.send_keys(Keys.TAB)
+        element = analyst.driver.switch_to.active_element
+        focused.append(element.get_attribute("id") or element.text)
+    assert focused == ["Skip to content", "Threat exchange portal", "operator", "key", "Sign in"]
+    analyst.driver.find_element(By.ID, "operator").send_keys("northtel", Keys.TAB,
+                                                             analyst.exchange.keys["northtel"])
+    page = analyst.driver.find_element(By.TAG_NAME, "html")
+    analyst.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    WebDriverWait(analyst.driver, 30).until(lambda driver: _gone(page))
+    assert analyst.heading == "What is new"
 
 
 def test_signing_in_shows_the_operators_collections_and_signing_out_ends_the_session(analyst):
