@@ -5,11 +5,13 @@ Loads N objects (default 1,000,000) into the advisories collection of a fresh
 SQLite store through the Store interface (pre-built versions, as scripts/bench
 loads them; a sample is checked against validation.check_object): indicators
 with a mix of TLP markings, and one advisory report every 1,000 objects that
-lists the ten indicators before it. Then it signs in through the sign-in form
+lists the ten indicators before it; and 30 objects into each licensee's private
+collection (200 licensees by default). Then it signs in through the sign-in form
 and times every page in this process through the WSGI application (Flask's
 test client, no network): what the server itself spends on a page.
 
-    .venv-test/bin/python scripts/bench_portal.py [--objects 1000000] [--repeat 20] [--markdown FILE]
+    .venv-test/bin/python scripts/bench_portal.py [--objects 1000000] [--licensees 200] [--repeat 20]
+                                                  [--markdown FILE]
 
 With --markdown the table is also written into FILE between the portal
 benchmark's markers (docs/benchmarks.md).
@@ -45,6 +47,7 @@ from taxii_server.validation import check_object  # noqa: E402
 STAMP = "2026-06-01T00:00:00.000Z"
 TLPS = [TLP2["clear"], TLP2["green"], TLP2["amber"], None]
 REPORT_EVERY, BATCH = 1000, 20_000
+PRIVATE_OBJECTS = 30
 TARGET_MS = 100
 START, END = "<!-- portal-benchmark:start -->", "<!-- portal-benchmark:end -->"
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -86,13 +89,13 @@ def check_prebuilt_versions() -> None:
             raise SystemExit(f"the pre-built version of object {n} differs from check_object's")
 
 
-def prepare(folder: Path, count: int):
+def prepare(folder: Path, count: int, licensees: int):
     config = {"title": "portal benchmark", "storage": "sqlite:///taxii.sqlite3", "secret_file": "server.secret",
               "collections_dir": str(REPO / "collections"), "api_root": {"path": "api", "title": "bench"},
               "portal": {"sign_ins_per_minute": 1000},
               "operators": [{"id": "regulator", "role": "regulator", "name": "Regulator CERT"},
                             {"id": "northtel", "role": "licensee", "name": "NorthTel"},
-                            {"id": "southwave", "role": "licensee", "name": "SouthWave"}]}
+                            *({"id": f"licensee-{n:03d}", "role": "licensee"} for n in range(licensees - 1))]}
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     settings = load_settings(path, environ={})
@@ -101,6 +104,10 @@ def prepare(folder: Path, count: int):
     started = time.perf_counter()
     for start in range(0, count, BATCH):
         store.add_versions(collection, [new_version(n) for n in range(start, min(start + BATCH, count))])
+    for licensee in settings.operators.values():  # a few reports in every private collection
+        if licensee.role == "licensee":
+            store.add_versions(settings.collection(f"{licensee.id}-reports").id,
+                               [new_version(n) for n in range(PRIVATE_OBJECTS)])
     print(f"loaded {count:,} objects in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return settings, store
 
@@ -134,7 +141,7 @@ def pages(count: int) -> list[tuple[str, str, str, str, dict | None, tuple]]:
     adv = "/portal/collections/advisories"
     return [
         ("sign-in form", "anonymous", "GET", "/portal/sign-in", None, (200,)),
-        ("home (regulator: every collection)", "regulator", "GET", "/portal/", None, (200,)),
+        ("home (regulator: every collection, NEWS_LICENSEES licensees)", "regulator", "GET", "/portal/", None, (200,)),
         ("home (licensee)", "northtel", "GET", "/portal/", None, (200,)),
         ("collection, newest page", "northtel", "GET", f"{adv}/", None, (200,)),
         ("collection, a page in the middle", "northtel", "GET", f"{adv}/?before=MIDDLE", None, (200,)),
@@ -173,11 +180,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--licensees", type=int, default=200,
+                        help="licensees in config.yaml, each with its private collection (the regulator's home reads all)")
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     check_prebuilt_versions()
     with tempfile.TemporaryDirectory(prefix="bench-portal-") as folder:
-        settings, store = prepare(Path(folder), args.objects)
+        settings, store = prepare(Path(folder), args.objects, args.licensees)
         app = create_app(settings, store)
         visitors = {op: Visitor(app, store, settings, op) for op in ("regulator", "northtel")}
         visitors["anonymous"] = type("Anonymous", (Visitor,), {"__init__": lambda self: None})()
@@ -188,6 +197,7 @@ def main() -> None:
         rows = []
         for page, who, method, url, data, expect in pages(args.objects):
             url = url.replace("MIDDLE", str((first + middle) // 2))
+            page = page.replace("NEWS_LICENSEES", str(args.licensees))
             visitor = visitors[who]
             data = form(data, visitor, settings) if data else None
             visitor.time(method, url, 2, data, expect)  # warm-up
@@ -202,7 +212,8 @@ def main() -> None:
 
 
 def report(rows, args) -> str:
-    lines = [f"Server time per page with {args.objects:,} objects in the advisories collection (SQLite; "
+    lines = [f"Server time per page with {args.objects:,} objects in the advisories collection and "
+             f"{args.licensees} licensees (SQLite; "
              f"{args.repeat} requests each after 2 warm-up requests, in-process through the WSGI application; "
              f"target {TARGET_MS} ms):", "",
              "| page | median ms | p95 ms | under target |", "|---|---:|---:|---|"]

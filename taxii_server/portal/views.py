@@ -29,7 +29,7 @@ blueprint = Blueprint("portal", __name__, template_folder="templates", static_fo
                       static_url_path="/static")
 
 OPEN_ENDPOINTS = frozenset({"portal.sign_in", "portal.static"})
-NEWS_SHOWN, NEWS_COUNTED = 5, 100
+NEWS_SHOWN, NEWS_COUNTED, NEWS_CARDS = 5, 20, 6
 DOWNLOAD_LIMIT, DOWNLOAD_SCAN_BUDGET = 1_000, 10_000
 MAX_VERSIONS_SHOWN, MAX_RELATED = 100, 50
 COMMON_TYPES = ("report", "indicator", "malware", "vulnerability", "attack-pattern", "threat-actor", "campaign",
@@ -152,14 +152,22 @@ def sign_out():
 
 @blueprint.get("/")
 def home():
+    """Per readable collection, how many objects are new since this key's last visit: the first
+    collections with news as cards showing their newest objects, the others as counts."""
     since = g.portal_session.previous_visit
-    news = []
+    cards, counts, quiet = [], [], []
     for collection in rights.readable_collections(_settings(), _operator()):
         records = _store().recent_versions(collection.id, limit=NEWS_COUNTED + 1, since=since)
-        shown = [(record, orjson.loads(record.body)) for record in records[:NEWS_SHOWN]]
-        news.append({"collection": collection, "count": len(records), "capped": len(records) > NEWS_COUNTED,
-                     "shown": shown})
-    return render_template("home.html", news=news, since=since, counted=NEWS_COUNTED)
+        entry = {"collection": collection, "count": min(len(records), NEWS_COUNTED),
+                 "capped": len(records) > NEWS_COUNTED}
+        if not records:
+            quiet.append(entry)
+        elif len(cards) < NEWS_CARDS:
+            entry["shown"] = [(record, orjson.loads(record.body)) for record in records[:NEWS_SHOWN]]
+            cards.append(entry)
+        else:
+            counts.append(entry)
+    return render_template("home.html", cards=cards, counts=counts, quiet=quiet, since=since)
 
 
 @blueprint.get("/collections/<collection_ref>/")
