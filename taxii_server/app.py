@@ -72,12 +72,15 @@ PLAIN_TEXT_BLUEPRINTS = frozenset({"feeds"})
 # probes say only "ok" or "unavailable"; /metrics checks a scrape credential of its own.
 PROBES = frozenset({"health.live", "health.ready", "metrics.scrape"})
 PUBLIC_ENDPOINTS = frozenset({"openapi.description", *PROBES})
+# Blueprints that authenticate their own requests and answer people in HTML (the
+# portal: a sign-in form and a session cookie); the TAXII checks below are not theirs.
+SELF_AUTHENTICATED_BLUEPRINTS = frozenset({"portal"})
 
 
 def _authenticate_and_negotiate() -> None:
     services: Services = app_services()
     services.bookkeeper.ensure_running()
-    if request.endpoint in PUBLIC_ENDPOINTS:
+    if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in SELF_AUTHENTICATED_BLUEPRINTS:
         return
     try:
         g.principal = authenticate(request.headers.get("Authorization"), services.settings, services.store)
@@ -124,3 +127,5 @@ def _register_blueprints(app: Flask, api_root: str) -> None:
         app.register_blueprint(module.blueprint, url_prefix=prefix)
     from .feeds import http as feeds
     app.register_blueprint(feeds.blueprint)
+    from . import portal
+    portal.register(app)

@@ -141,6 +141,12 @@ class Settings:
     feed_rules: SafetyRules = field(default_factory=SafetyRules.build)
     # Bearer token that Prometheus presents to read /metrics; None serves no metrics there.
     metrics_token: bytes | None = None
+    # The portal (taxii_server/portal): a session ends after this long without a request.
+    portal_idle_seconds: int = 30 * 60
+    # Sign-in attempts one client address may make per minute.
+    portal_sign_ins_per_minute: int = 10
+    # Mark the portal's cookies Secure on every request, for HTTPS ended at a proxy in front.
+    portal_secure_cookies: bool = False
     source: Path | None = field(default=None, compare=False)
     secret_file: Path | None = field(default=None, compare=False)  # None when the secret is in the environment
 
@@ -199,6 +205,9 @@ def load_settings(config_path: str | os.PathLike, environ: dict | None = None) -
         compliance_retention_days=raw.get("compliance", {}).get("retention_days", 730),
         feed_rules=_feed_rules(raw.get("feeds", {}), path),
         metrics_token=_metrics_token(environ.get("TAXII_METRICS_TOKEN"), raw.get("metrics", {}), base),
+        portal_idle_seconds=raw.get("portal", {}).get("idle_minutes", 30) * 60,
+        portal_sign_ins_per_minute=raw.get("portal", {}).get("sign_ins_per_minute", 10),
+        portal_secure_cookies=raw.get("portal", {}).get("secure_cookies", False),
         source=path,
         secret_file=None if environ.get("TAXII_SERVER_SECRET") else secret_file,
     )

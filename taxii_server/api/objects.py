@@ -1,21 +1,18 @@
 """Objects: list, add, get one, delete one (§5.4–§5.7)."""
 
-import uuid
+from __future__ import annotations
 
-import orjson
 from flask import Blueprint, request
 from werkzeug.wsgi import get_input_stream
 
-from .. import audit, retention
+from .. import audit
 from ..app import app_services
-from ..bounded_work import envelope_size_problem, one_post_at_a_time
 from ..errors import TaxiiError, forbidden, not_found
+from ..ingest import store_objects
 from ..media import content_type_is_taxii
-from ..ops import metrics
-from ..storage.base import AddOutcome, NewVersion, StatusRecord, VersionFilter
-from ..sharing.screening import screen
-from ..timestamps import format_timestamp, now_micros
-from ..validation import Rejected, objects_from_body
+from ..storage.base import VersionFilter
+from ..timestamps import now_micros
+from ..validation import objects_from_body
 from .common import (caller, date_added_headers, page_request, paged_listing, readable_collection, taxii_response,
                      visible_collection)
 
@@ -65,22 +62,9 @@ def add_objects(collection_id: str):
     if not content_type_is_taxii(request.headers.get("Content-Type")):
         raise TaxiiError(415, "Unsupported media type",
                          "Send the envelope as Content-Type: application/taxii+json;version=2.1.")
-    received = now_micros()
-    services = app_services()
-    limits = services.settings.work
-    items = objects_from_body(_read_body())
-    too_many = envelope_size_problem(len(items), limits)
-    if too_many:
-        raise too_many
-    with one_post_at_a_time(caller().operator.id):
-        screening = screen(services.settings, caller(), collection, items, received)
-        del items  # the parsed request is no longer needed; only the checked versions are
-        report = StatusReport(received, caller().operator.id, screening.checked)
-        services.store.add_versions(collection.id, screening.accepted, status_for=report,
-                                    audit_for=audit.for_write(202), submitted_by=screening.submission)
-    retention.purge_expired_statuses(services.store, limits.status_retention_seconds)
+    report = store_objects(app_services(), caller(), collection, objects_from_body(_read_body()),
+                           received=now_micros(), audit_for=audit.for_write(202))
     audit.note_objects(report.success_count)
-    metrics.note_rejected(len(screening.checked) - report.success_count)
     return taxii_response(report.record.body, status=202)
 
 
@@ -98,61 +82,3 @@ def _read_body() -> bytes:
     if len(body) > limit:
         raise too_large
     return body
-
-
-class StatusReport:
-    """Makes the status resource (§4.3) of one POST from the store's outcomes.
-
-    The store calls it inside the write that stores the objects, so the
-    status is saved exactly when the objects are."""
-
-    def __init__(self, received: int, owner: str, checked: list[NewVersion | Rejected]):
-        self.received, self.owner, self.checked = received, owner, checked
-        self.success_count = 0
-        self.record: StatusRecord | None = None
-
-    def __call__(self, outcomes: list[AddOutcome]) -> StatusRecord:
-        successes, failures = self._details(iter(outcomes))
-        self.success_count = len(successes)
-        resource = {
-            "id": str(uuid.uuid4()),
-            "status": "complete",
-            "request_timestamp": format_timestamp(self.received),
-            "total_count": len(successes) + len(failures),
-            "success_count": len(successes),
-            "failure_count": len(failures),
-            "pending_count": 0,
-        }
-        if successes:  # TAXII lists are never empty (§2)
-            resource["successes"] = successes
-        if failures:
-            resource["failures"] = failures
-        self.record = StatusRecord(resource["id"], self.owner, now_micros(), orjson.dumps(resource))
-        return self.record
-
-    def _details(self, outcomes) -> tuple[list[dict], list[dict]]:
-        """status-details in request order: rejected by validation, refused by the store, or stored."""
-        successes, failures = [], []
-        for item in self.checked:
-            if isinstance(item, Rejected):
-                failures.append({"id": _bounded(item.object_id, MAX_ID_CHARS),
-                                 "version": _bounded(item.version, MAX_VERSION_CHARS),
-                                 "message": _bounded(item.message, MAX_MESSAGE_CHARS)})
-                continue
-            outcome = next(outcomes)
-            detail = {"id": outcome.object_id, "version": outcome.version}
-            if outcome.conflict:
-                failures.append({**detail, "message": _bounded(outcome.conflict, MAX_MESSAGE_CHARS)})
-            else:
-                successes.append(detail if outcome.stored else {**detail, "message": "already stored (exact duplicate)"})
-        return successes, failures
-
-
-# A status keeps at most this much of what a refused object claimed and of the
-# reason, so that its size is bounded by the number of objects in the request:
-# a valid id has at most 288 characters and a timestamp 30 or so.
-MAX_ID_CHARS, MAX_VERSION_CHARS, MAX_MESSAGE_CHARS = 300, 64, 300
-
-
-def _bounded(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "\u2026"

@@ -340,6 +340,18 @@ class FeedState:
     changed_at: int
     rules: str
     removals: int = 0     # the position in the collection's removals (deleted versions) read so far
+@dataclass(frozen=True)
+class PortalSession:
+    """A signed-in portal visitor. The browser holds a random token; the store
+    keeps only its hash, so a copy of the database cannot be used to sign in."""
+
+    token_hash: str
+    operator_id: str
+    key_id: str
+    created: int
+    last_seen: int
+    previous_visit: int | None = None  # when this key last used the portal before this session
+    ended: int | None = None
 
 
 class Store(abc.ABC):
@@ -382,6 +394,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def count_versions(self, collection_id: str) -> int:
         """How many versions a collection holds."""
+
+    @abc.abstractmethod
+    def recent_versions(self, collection_id: str, limit: int, before: int | None = None,
+                        since: int | None = None) -> list[StoredVersion]:
+        """Up to `limit` latest versions, newest `date_added` first, with bodies:
+        those added strictly between `since` and `before` (either may be None)."""
 
     # -- status resources ----------------------------------------------------
     @abc.abstractmethod
@@ -632,6 +650,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def size_bytes(self) -> int | None:
         """Bytes the store occupies, data and indexes; None when the backend cannot tell."""
+    # -- portal sessions --------------------------------------------------------
+    @abc.abstractmethod
+    def add_portal_session(self, session: PortalSession) -> None: ...
+
+    @abc.abstractmethod
+    def get_portal_session(self, token_hash: str) -> PortalSession | None: ...
+
+    @abc.abstractmethod
+    def touch_portal_session(self, token_hash: str, at: int) -> None:
+        """Record activity in the session at `at`."""
+
+    @abc.abstractmethod
+    def end_portal_session(self, token_hash: str, at: int) -> None:
+        """Mark the session ended (the first end time is kept)."""
+
+    @abc.abstractmethod
+    def last_portal_visit(self, key_id: str) -> int | None:
+        """The latest activity of any portal session signed in with this key; None when there was none."""
 
     def close(self) -> None:
         """Release connections."""

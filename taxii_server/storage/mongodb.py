@@ -36,6 +36,7 @@ Indexes (created at start-up, idempotently) and the queries they serve:
     audit_counts.by_row (minute, client, operator_id, key_id, status), unique
                                                       one counted row per minute and caller
     audit_counts.by_time (at)                         `taxii-server audit`
+    portal_sessions.by_key (key_id, last_seen)         a key's last portal visit
 
 Every page is one `find` on one of these, bounded by `date_added > cursor`,
 sorted by `date_added` and limited: no `$skip`, no aggregation, and no paging
@@ -66,8 +67,8 @@ from ..timestamps import now_micros
 from . import StorageError, redacted
 from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, Delivery,
                    DeliveryCount, FalsePositive, FeedEntry, FeedIndicator, FeedState, NewVersion, ObjectQuery, Page,
-                   Poll, SightingRecord, StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion, Submission,
-                   VersionFilter, VersionRecord, take_page)
+                   Poll, PortalSession, SightingRecord, StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion,
+                   Submission, VersionFilter, VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ CHEAP = WriteConcern(w=1)
 
 COLLECTIONS = ("objects", "collection_clocks", "statuses", "api_keys", "client_certs", "rate_state", "audit_log",
                "audit_counts", "feed_state", "feed_indicators", "feed_entries", "removals")
+COLLECTIONS = ("objects", "collection_clocks", "statuses", "api_keys", "client_certs", "rate_counters", "audit_log",
+               "portal_sessions")
 INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
     "objects": [
         ("by_date", [("collection_id", ASCENDING), ("date_added", ASCENDING)], {"unique": True}),
@@ -91,6 +94,8 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
     "api_keys": [("by_operator", [("operator_id", ASCENDING), ("created", ASCENDING)], {})],
     "client_certs": [("by_operator", [("operator_id", ASCENDING), ("created", ASCENDING)], {})],
     "rate_state": [("by_time", [("tat", ASCENDING)], {})],
+    "portal_sessions": [("by_key", [("key_id", ASCENDING), ("last_seen", ASCENDING)], {})],
+    "rate_counters": [("by_window", [("bucket", ASCENDING), ("window", ASCENDING)], {"unique": True})],
     "audit_log": [
         ("by_time", [("at", ASCENDING), ("_id", ASCENDING)], {}),
         ("by_operator", [("operator_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)], {}),
@@ -337,6 +342,20 @@ class MongoStore(Store):
         found = (self._db().objects.find({"collection_id": collection_id, "object_id": object_id})
                  .hint("by_id").sort("version_key", ASCENDING))
         return [_version_record(doc) for doc in found]
+    def recent_versions(self, collection_id: str, limit: int, before: int | None = None,
+                        since: int | None = None) -> list[StoredVersion]:
+        added: dict[str, int] = {}
+        if before is not None:
+            added["$lt"] = before
+        if since is not None:
+            added["$gt"] = since
+        match: dict[str, Any] = {"collection_id": collection_id, "is_last": True}
+        if added:
+            match["date_added"] = added
+        projection = {"_id": 0, "object_id": 1, "type": 1, "version": 1, "spec_version": 1, "date_added": 1, "body": 1}
+        found = (self._db().objects.find(match, projection).hint("last_by_date")
+                 .sort("date_added", DESCENDING).limit(limit))
+        return [_stored_version(doc) for doc in found]
 
     def object_exists(self, collection_id: str, object_id: str) -> bool:
         found = self._db().objects.find({"collection_id": collection_id, "object_id": object_id},
@@ -424,6 +443,29 @@ class MongoStore(Store):
 
     def revoke_client_cert(self, fingerprint: str, at: int) -> bool:
         return _set_once(self._db().client_certs, fingerprint, "revoked", at)
+
+    # -- portal sessions -----------------------------------------------------------
+    def add_portal_session(self, session: PortalSession) -> None:
+        fields = dict(vars(session))
+        self._db().portal_sessions.insert_one({"_id": fields.pop("token_hash"), **fields})
+
+    def get_portal_session(self, token_hash: str) -> PortalSession | None:
+        doc = self._db().portal_sessions.find_one({"_id": token_hash})
+        if doc is None:
+            return None
+        fields = dict(doc)
+        return PortalSession(token_hash=fields.pop("_id"), **fields)
+
+    def touch_portal_session(self, token_hash: str, at: int) -> None:
+        self._db(cheap=True).portal_sessions.update_one({"_id": token_hash}, {"$max": {"last_seen": at}})
+
+    def end_portal_session(self, token_hash: str, at: int) -> None:
+        _set_once(self._db().portal_sessions, token_hash, "ended", at)
+
+    def last_portal_visit(self, key_id: str) -> int | None:
+        latest = (self._db().portal_sessions.find({"key_id": key_id}, {"_id": 0, "last_seen": 1}).hint("by_key")
+                  .sort("last_seen", DESCENDING).limit(1))
+        return next((doc["last_seen"] for doc in latest), None)
 
     # -- rate limits ---------------------------------------------------------------
     def spend_rate(self, spends: dict[str, tuple[int, int]], now: int) -> dict[str, int]:

@@ -23,8 +23,8 @@ from ..file_modes import private_file
 from ..timestamps import now_micros
 from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, Delivery,
                    DeliveryCount, FalsePositive, FeedEntry, FeedIndicator, FeedState, NewVersion, ObjectQuery, Page,
-                   Poll, SightingRecord, StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion, Submission,
-                   VersionFilter, VersionRecord, take_page)
+                   Poll, PortalSession, SightingRecord, StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion,
+                   Submission, VersionFilter, VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 SCHEMA = """
@@ -94,6 +94,22 @@ CREATE INDEX IF NOT EXISTS client_certs_by_operator ON client_certs (operator_id
 CREATE TABLE IF NOT EXISTS rate_state (
     bucket TEXT PRIMARY KEY,
     tat    INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS portal_sessions (
+    token_hash     TEXT PRIMARY KEY,
+    operator_id    TEXT    NOT NULL,
+    key_id         TEXT    NOT NULL,
+    created        INTEGER NOT NULL,
+    last_seen      INTEGER NOT NULL,
+    previous_visit INTEGER,
+    ended          INTEGER
+);
+CREATE INDEX IF NOT EXISTS portal_sessions_by_key ON portal_sessions (key_id, last_seen);
+
+CREATE TABLE IF NOT EXISTS rate_counters (
+    bucket TEXT    NOT NULL,
+    window INTEGER NOT NULL,
+    count  INTEGER NOT NULL,
+    PRIMARY KEY (bucket, window)
 );
 CREATE INDEX IF NOT EXISTS rate_state_by_time ON rate_state (tat);
 
@@ -361,6 +377,16 @@ class SQLiteStore(Store):
             " ORDER BY version_key", (collection_id, object_id))
         return [_version_record(row) for row in rows]
 
+    def recent_versions(self, collection_id: str, limit: int, before: int | None = None,
+                        since: int | None = None) -> list[StoredVersion]:
+        # The partial index of latest versions, walked backwards from `before`.
+        rows = self._connection().execute(
+            f"SELECT {_COLUMNS}, body FROM objects INDEXED BY objects_last_by_date"
+            " WHERE collection_id = ? AND is_last = 1 AND date_added < ? AND date_added > ?"
+            " ORDER BY date_added DESC LIMIT ?",
+            (collection_id, _NEVER if before is None else before, -1 if since is None else since, limit)).fetchall()
+        return [StoredVersion(*row) for row in rows]
+
     def object_exists(self, collection_id: str, object_id: str) -> bool:
         row = self._connection().execute(
             "SELECT 1 FROM objects WHERE collection_id = ? AND object_id = ? LIMIT 1",
@@ -466,6 +492,30 @@ class SQLiteStore(Store):
         with self._write() as db:
             return db.execute("UPDATE client_certs SET revoked = COALESCE(revoked, ?) WHERE fingerprint = ?",
                               (at, fingerprint)).rowcount == 1
+
+    # -- portal sessions -----------------------------------------------------------
+    def add_portal_session(self, session: PortalSession) -> None:
+        with self._write() as db:
+            db.execute(f"INSERT INTO portal_sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       astuple(session))
+
+    def get_portal_session(self, token_hash: str) -> PortalSession | None:
+        row = self._connection().execute(
+            f"SELECT {_SESSION_COLUMNS} FROM portal_sessions WHERE token_hash = ?", (token_hash,)).fetchone()
+        return PortalSession(*row) if row else None
+
+    def touch_portal_session(self, token_hash: str, at: int) -> None:
+        with self._write() as db:
+            db.execute("UPDATE portal_sessions SET last_seen = MAX(last_seen, ?) WHERE token_hash = ?",
+                       (at, token_hash))
+
+    def end_portal_session(self, token_hash: str, at: int) -> None:
+        with self._write() as db:
+            db.execute("UPDATE portal_sessions SET ended = COALESCE(ended, ?) WHERE token_hash = ?", (at, token_hash))
+
+    def last_portal_visit(self, key_id: str) -> int | None:
+        return self._connection().execute(
+            "SELECT MAX(last_seen) FROM portal_sessions WHERE key_id = ?", (key_id,)).fetchone()[0]
 
     # -- rate limits ---------------------------------------------------------------
     def spend_rate(self, spends: dict[str, tuple[int, int]], now: int) -> dict[str, int]:
@@ -769,6 +819,9 @@ class SQLiteStore(Store):
                               " ORDER BY valid_until LIMIT ?", (collection_id, now, limit)).fetchall()
         return [FeedEntry(*row) for row in held], [FeedIndicator(*row) for row in left_out]
 
+_SESSION_COLUMNS = "token_hash, operator_id, key_id, created, last_seen, previous_visit, ended"
+# Past every date_added: the upper bound of a walk that starts at the newest version.
+_NEVER = 2**63 - 1
 _AUDIT_COLUMNS = "at, method, path, status, client, operator_id, key_id, collection_id, objects"
 MINUTE = 60_000_000
 

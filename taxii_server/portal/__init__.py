@@ -1,0 +1,44 @@
+"""The portal: pages for the regulator's and the licensees' analysts, served
+at /portal/ by the same application, over the same policy and store as the
+TAXII API. Server-rendered, usable without JavaScript.
+
+app.py exempts this blueprint from the TAXII authentication and negotiation
+(SELF_AUTHENTICATED_BLUEPRINTS): its requests carry a session cookie instead,
+checked in views.py before every page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFProtect
+
+csrf = CSRFProtect()
+
+
+class _FormTokenCookie(SecureCookieSessionInterface):
+    """Flask's signed cookie, which holds only Flask-WTF's CSRF secret: Secure under HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        from .sessions import cookies_secure
+        return cookies_secure(app.extensions["taxii"].settings)
+
+
+def register(app: Flask) -> None:
+    from .views import blueprint
+
+    secret = app.extensions["taxii"].settings.secret
+    app.secret_key = hmac.new(secret, b"taxii-server portal form tokens", hashlib.sha256).hexdigest()
+    app.config.update(
+        WTF_CSRF_CHECK_DEFAULT=False,     # checked by the portal's own before_request, never on TAXII POSTs
+        SESSION_COOKIE_NAME="taxii_portal_forms",
+        SESSION_COOKIE_PATH="/portal",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+    )
+    app.session_interface = _FormTokenCookie()
+    csrf.init_app(app)
+    app.register_blueprint(blueprint, url_prefix="/portal")
