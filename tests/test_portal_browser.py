@@ -17,7 +17,8 @@ import requests
 from backends import BACKENDS, discard
 from conftest import ADVISORIES, COMMUNITY, TAXII, LiveServer, indicator, write_config
 
-from taxii_server.api.objects import store_objects
+from taxii_server.auth import Principal
+from taxii_server.ingest import store_objects
 from taxii_server.app import create_app
 from taxii_server.config import derived_collection_id, load_settings
 from taxii_server.keys import issue_key
@@ -54,7 +55,8 @@ class Exchange:
         self.store = open_store(self.settings.storage_url)
         self.keys = {op: issue_key(self.store, self.settings.secret, op).raw_key
                      for op in ("regulator", "northtel", "southwave")}
-        self.server = LiveServer(create_app(self.settings, self.store))
+        self.app = create_app(self.settings, self.store)
+        self.server = LiveServer(self.app)
         self.url = self.server.url
 
     def objects(self, collection_id: str, type_: str | None = None) -> list[dict]:
@@ -179,7 +181,9 @@ def advisory(exchange) -> dict:
                                 tlp="green", valid_from=now_micros())
     made = authoring.indicators("domain", ["parcel-fee.example", "parcel-fee2.example"], details)
     made.append(authoring.advisory(details, made))
-    report = store_objects(exchange.store, ADVISORIES, "regulator", made, now_micros())
+    regulator = Principal(exchange.settings.operators["regulator"], "seed")
+    report = store_objects(exchange.app.extensions["taxii"], regulator, exchange.settings.collection(ADVISORIES), made,
+                           now_micros())
     assert report.success_count == 3
     return made[-1]
 
