@@ -79,9 +79,7 @@ COMMITTED = ReadConcern("majority")
 CHEAP = WriteConcern(w=1)
 
 COLLECTIONS = ("objects", "collection_clocks", "statuses", "api_keys", "client_certs", "rate_state", "audit_log",
-               "audit_counts", "feed_state", "feed_indicators", "feed_entries", "removals")
-COLLECTIONS = ("objects", "collection_clocks", "statuses", "api_keys", "client_certs", "rate_counters", "audit_log",
-               "portal_sessions")
+               "audit_counts", "feed_state", "feed_indicators", "feed_entries", "removals", "portal_sessions")
 INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
     "objects": [
         ("by_date", [("collection_id", ASCENDING), ("date_added", ASCENDING)], {"unique": True}),
@@ -95,7 +93,6 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
     "client_certs": [("by_operator", [("operator_id", ASCENDING), ("created", ASCENDING)], {})],
     "rate_state": [("by_time", [("tat", ASCENDING)], {})],
     "portal_sessions": [("by_key", [("key_id", ASCENDING), ("last_seen", ASCENDING)], {})],
-    "rate_counters": [("by_window", [("bucket", ASCENDING), ("window", ASCENDING)], {"unique": True})],
     "audit_log": [
         ("by_time", [("at", ASCENDING), ("_id", ASCENDING)], {}),
         ("by_operator", [("operator_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)], {}),

@@ -94,6 +94,10 @@ CREATE INDEX IF NOT EXISTS client_certs_by_operator ON client_certs (operator_id
 CREATE TABLE IF NOT EXISTS rate_state (
     bucket TEXT PRIMARY KEY,
     tat    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rate_state_by_time ON rate_state (tat);
+
+-- Portal sign-ins (taxii_server/portal/sessions.py): the token's hash, never the token.
 CREATE TABLE IF NOT EXISTS portal_sessions (
     token_hash     TEXT PRIMARY KEY,
     operator_id    TEXT    NOT NULL,
@@ -104,14 +108,6 @@ CREATE TABLE IF NOT EXISTS portal_sessions (
     ended          INTEGER
 );
 CREATE INDEX IF NOT EXISTS portal_sessions_by_key ON portal_sessions (key_id, last_seen);
-
-CREATE TABLE IF NOT EXISTS rate_counters (
-    bucket TEXT    NOT NULL,
-    window INTEGER NOT NULL,
-    count  INTEGER NOT NULL,
-    PRIMARY KEY (bucket, window)
-);
-CREATE INDEX IF NOT EXISTS rate_state_by_time ON rate_state (tat);
 
 CREATE TABLE IF NOT EXISTS audit_log (
     seq           INTEGER PRIMARY KEY,
@@ -234,10 +230,9 @@ class SQLiteStore(Store):
         if self.path != ":memory:":
             private_file(Path(self.path))  # before SQLite creates it with the umask's mode
         self._local = threading.local()
-        self._connection().executescript(SCHEMA + COMPLIANCE_SCHEMA)
+        for script in (SCHEMA, COMPLIANCE_SCHEMA, FEED_SCHEMA):
+            self._connection().executescript(script)
         self._add_missing_columns()
-        self._connection().executescript(SCHEMA)
-        self._connection().executescript(FEED_SCHEMA)
 
     # -- connections -----------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
