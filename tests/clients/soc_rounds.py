@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from conftest import ADVISORIES, TAXII, TaxiiSession, envelope
 
-FIRST_ROUND, SECOND_ROUND = 230, 70
+FIRST_ROUND, SECOND_ROUND = 160, 50
 PER_POST = 40  # envelopes under the test config's max_content_length
 ADVISORIES_TITLE = "Regulator advisories"
 
@@ -130,6 +130,15 @@ class WireLog:
     def assert_all_succeeded(self) -> None:
         refused = [(e.method, e.path, e.status) for e in self.exchanges if e.status >= 400 and e.status != 404]
         assert not refused, f"refused: {refused[:5]}"
+
+    def assert_every_page(self, auth_scheme: str, **query: str) -> list[Exchange]:
+        """No refusal; every page sent with `auth_scheme` and these query parameters. Returns the pages."""
+        self.assert_all_succeeded()
+        pages = self.pages()
+        assert pages and {page.auth_scheme for page in pages} == {auth_scheme}
+        for name, value in query.items():
+            assert {page.query.get(name) for page in pages} == {value}, name
+        return pages
 
 
 def basic(user: str, password: str) -> str:

@@ -92,10 +92,7 @@ def test_the_opencti_connector_gets_each_object_once_across_runs(server, regulat
         return connector.run("api", ADVISORIES_TITLE)
 
     check_three_rounds(Publisher(regulator), one_run)
-    wire.assert_all_succeeded()
-    pages = wire.pages()
-    assert {page.auth_scheme for page in pages} == {"Basic"}
-    assert all(page.query["limit"] == str(URL_QUERY_LIMIT) for page in pages)
+    pages = wire.assert_every_page("Basic", limit=str(URL_QUERY_LIMIT))
     continued = [page for page in pages if "next" in page.query]
     assert continued and all("added_after" not in page.query for page in continued[:3])
     # From its second run on, the stale `next` of the run before travels with the new added_after.
