@@ -27,7 +27,6 @@ import pytest
 import requests
 from soc_rounds import ACCEPT_TAXII, Publisher, WireLog, check_three_rounds
 
-from conftest import ADVISORIES
 
 pytestmark = pytest.mark.every_backend
 
@@ -91,7 +90,7 @@ class ElasticTiCustom:
 
 def test_elastic_ti_custom_pages_with_next_and_limit_alone_and_keeps_its_cursor(server, regulator, keys):
     wire = WireLog()
-    agent = ElasticTiCustom(f"{server.url}/api/collections/{ADVISORIES}/objects/", keys["northtel"], wire)
+    agent = ElasticTiCustom(f"{server.url}/api/collections/advisories/objects/", keys["northtel"], wire)
     check_three_rounds(Publisher(regulator), agent.interval)
     pages = wire.assert_every_page("Bearer", limit=str(LIMIT))
     continued = [page for page in pages if "next" in page.query]

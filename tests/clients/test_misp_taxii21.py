@@ -19,6 +19,7 @@ from soc_rounds import Publisher, WireLog, check_three_rounds
 
 from conftest import ADVISORIES
 
+
 pytestmark = pytest.mark.every_backend
 
 PAGE_SIZE, STIX_OBJECT_LIMIT = 100, 1000
