@@ -211,11 +211,11 @@ def _continued(carried: dict, given: dict, defaults: dict) -> dict:
     return filters
 
 
-def _encoded(name: str, value):
+def _encoded(name: str, value) -> list:
     if name == "match[version]":
         flags = [flag for flag in ("all", "first", "last") if getattr(value, flag)]
         return [*flags, *value.exact]
-    return list(value) if isinstance(value, tuple) else value
+    return list(value)
 
 
 def _decoded(name: str, value):
@@ -231,11 +231,11 @@ def _decoded(name: str, value):
         raise bad_request("The 'next' token is malformed.") from None
 
 
-def _canonical(name: str, value):
-    """A filter's value with the order of its items left out: `a,b` selects what `b,a` does."""
+def _canonical(name: str, value) -> list:
+    """A match filter's value with the order of its items left out: `a,b` selects what `b,a` does."""
     if name == "match[version]":
         return [value.all, value.first, value.last, sorted(value.exact)]
-    return sorted(value) if isinstance(value, tuple) else value
+    return sorted(value)
 
 
 def _digest(filters: dict) -> str:

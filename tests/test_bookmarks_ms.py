@@ -19,14 +19,12 @@ commit at once.
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 import time
 
 import pytest
-from backends import require_shared_store
-from test_storage_contract import (WriterThread, backend, backend_url, collection, everything,  # noqa: F401 (fixtures)
-                                   keys_of, version)
+from test_storage_contract import (backend, backend_url, collection, concurrent_writers,  # noqa: F401 (fixtures)
+                                   everything, keys_of, version)
 
 from taxii_server.storage import open_store
 from taxii_server.storage.base import NewVersion, ObjectQuery, Store, VersionFilter, VersionRecord
@@ -155,16 +153,7 @@ def test_a_whole_write_polled_with_a_cut_bookmark_is_not_read_again(backend, col
 @pytest.mark.parametrize("writers_in", ["threads", "processes"])
 def test_pollers_keeping_cut_bookmarks_see_every_version_once_while_several_writers_commit(
         backend, backend_url, collection, writers_in):
-    if writers_in == "processes":
-        require_shared_store(backend_url)
-        context = multiprocessing.get_context("spawn")
-        start = context.Event()
-        writers = [context.Process(target=write_batches, args=(backend_url, collection, n, start))
-                   for n in range(WRITERS)]
-    else:
-        start = threading.Event()
-        writers = [WriterThread(target=write_batches, args=(backend_url, collection, n, start))
-                   for n in range(WRITERS)]
+    start, writers = concurrent_writers(writers_in, write_batches, backend_url, collection, WRITERS)
     pollers = [MillisecondPoller(backend, collection, limit) for limit in (3, 7, 100)]
     stop = threading.Event()
 

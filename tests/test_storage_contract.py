@@ -662,22 +662,25 @@ class WriterThread(threading.Thread):
         pass  # a thread cannot be killed; a stuck one shows as a None exit code
 
 
+def concurrent_writers(writers_in: str, work, url: str, collection_id: str, count: int):
+    """`count` writers in other processes or in threads, each running `work(url, collection_id,
+    its number, start)`; they begin when `start` is set. Processes need a store they can share."""
+    if writers_in == "processes":
+        require_shared_store(url)
+        context = multiprocessing.get_context("spawn")
+        start = context.Event()
+        return start, [context.Process(target=work, args=(url, collection_id, n, start)) for n in range(count)]
+    start = threading.Event()
+    return start, [WriterThread(target=work, args=(url, collection_id, n, start)) for n in range(count)]
+
+
 @pytest.mark.parametrize("writers_in", ["processes", "threads"])
 def test_a_poller_using_added_after_sees_every_version_exactly_once_while_others_write(
         backend, backend_url, collection, writers_in):
     """Architecture rule 1: a poller asking for added_after = the last date_added
     it has seen never misses a version, even while several writers commit, in
     other processes (as gunicorn workers and other hosts do) or in other threads."""
-    if writers_in == "processes":
-        require_shared_store(backend_url)
-        context = multiprocessing.get_context("spawn")
-        start = context.Event()
-        writers = [context.Process(target=write_concurrently, args=(backend_url, collection, n, start))
-                   for n in range(WRITERS)]
-    else:
-        start = threading.Event()
-        writers = [WriterThread(target=write_concurrently, args=(backend_url, collection, n, start))
-                   for n in range(WRITERS)]
+    start, writers = concurrent_writers(writers_in, write_concurrently, backend_url, collection, WRITERS)
     for process in writers:
         process.start()
     seen, last_seen = [], None
