@@ -133,3 +133,13 @@ def test_outside_an_anonymous_collection_nothing_is_rewritten(northtel, northtel
     assert response.json()["success_count"] == 4
     stored = northtel.get(f"/collections/northtel-reports/objects/{posted[1]['id']}/").json()["objects"][0]
     assert stored["created_by_ref"] == northtel_identity and "soc@northtel.example" in stored["description"]
+
+
+def test_an_object_naming_its_submitter_only_by_reference_is_stored_rewritten_and_recognised_again(
+        settings, northtel, southwave, northtel_identity):
+    plain = indicator(3, created_by_ref=northtel_identity, description="Seen scanning port 8080.")
+    assert status_details(northtel.post("/collections/community/objects/", envelope(plain)))[0][0].get("message") is None
+    (stored,) = southwave.get(f"/collections/community/objects/{plain['id']}/").json()["objects"]
+    assert stored == {**plain, "created_by_ref": anonymous_identity(settings.collection("community"))}
+    again = status_details(northtel.post("/collections/community/objects/", envelope(plain)))
+    assert again[0][0]["message"] == "already stored (exact duplicate)"

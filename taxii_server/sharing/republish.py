@@ -114,7 +114,7 @@ def _as_regulator_object(settings: Settings, item: dict, source: Collection, pri
         operator = settings.operators.get(operator_id)
         if operator is not None:
             identities = anonymity.submitter_identities(operator, [item])
-            advisory = anonymity.hide(advisory, operator, identities, regulator_identity)
+            advisory = anonymity.hide(advisory, operator, identities, regulator_identity).item
     advisory = scrub_object(advisory, personal_data_scrubber(settings.sharing.scrub_rules), keep=_KEEP)
     advisory.update(id=new_id, created=created, modified=modified, created_by_ref=regulator_identity)
     return advisory

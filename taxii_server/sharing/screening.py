@@ -14,13 +14,17 @@ Per object, in this order:
    clock is refused: `modified: 9999-12-31T23:59:59.999Z` would stay the
    latest version for ever;
 4. in an anonymous collection, a licensee's identity object is refused and
-   everything else is anonymised (anonymity.py), then validated again, since
-   its content, and so its hash, changed.
+   everything else is anonymised (anonymity.py), then validated again when its
+   text changed (only its identity references changing cannot make it invalid),
+   and in every case stored and hashed as rewritten.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
+
+import orjson
 
 from ..auth import Principal
 from ..config import Collection, Operator, Settings
@@ -59,10 +63,21 @@ def screen(settings: Settings, principal: Principal, collection: Collection, ite
             if anonymity.names_submitter(item, identities):
                 version = Rejected(version.object_id, version.version or "unknown", IDENTITY_REFUSED)
             else:
-                hidden = anonymity.anonymise(item, operator, identities, collection)
-                version = version if hidden == item else check_object(hidden)
+                version = _anonymised(item, version, operator, identities, collection)
         checked.append(version)
     return Screening(checked, Submission(operator.id, principal.key_id, derived_from))
+
+
+def _anonymised(item: dict, version: NewVersion, operator: Operator, identities: frozenset[str],
+                collection: Collection) -> NewVersion | Rejected:
+    hidden = anonymity.anonymise(item, operator, identities, collection)
+    if hidden.text_changed:  # scrubbed text may have been part of a pattern or a vocabulary: check again
+        return check_object(hidden.item)
+    if hidden.item == item:
+        return version
+    # Only identity references changed, to another identity: as valid as before, stored by its new content.
+    body = orjson.dumps(hidden.item, option=orjson.OPT_SORT_KEYS)  # the canonical form check_object stores
+    return replace(version, body=body, content_hash=hashlib.sha256(body).digest())
 
 
 IMPERSONATION = "created_by_ref names another operator's identity; an operator creates objects only as itself"
