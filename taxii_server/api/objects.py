@@ -12,7 +12,7 @@ from ..errors import TaxiiError, forbidden, not_found
 from ..media import content_type_is_taxii
 from ..storage.base import AddOutcome, NewVersion, StatusRecord, VersionFilter
 from ..timestamps import format_timestamp, now_micros
-from ..sharing.screening import screen
+from ..sharing.screening import screen, store_screened
 from ..validation import Rejected, objects_from_body
 from .common import (caller, date_added_headers, page_request, paged_listing, readable_collection, taxii_response,
                      visible_collection)
@@ -66,8 +66,7 @@ def add_objects(collection_id: str):
     received = now_micros()
     screening = screen(app_services().settings, caller(), collection, objects_from_body(_read_body()), received)
     report = StatusReport(received, caller().operator.id, screening.checked)
-    app_services().store.add_versions(collection.id, screening.accepted, status_for=report,
-                                      submitted_by=screening.submission)
+    store_screened(app_services().store, collection, screening, status_for=report)
     audit.note_objects(report.success_count)
     return taxii_response(report.record.body, status=202)
 

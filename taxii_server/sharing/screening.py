@@ -5,6 +5,8 @@ returns what the store should try to store (validated `NewVersion`s) with the
 per-object refusals, in request order, and the `Submission` to hand to
 `Store.add_versions`, under which the store records the submitter and refuses
 versions of objects another operator owns (storage/planning.py).
+`store_screened` stores the result, after the identity objects it refers to
+that the server publishes itself (an anonymous collection's own identity).
 
 Per object, in this order:
 1. validation as STIX 2.1 (validation.py);
@@ -28,24 +30,39 @@ import orjson
 
 from ..auth import Principal
 from ..config import Collection, Operator, Settings
-from ..storage.base import NewVersion, Submission
+from ..storage.base import AddOutcome, NewVersion, StatusMaker, Store, Submission
 from ..timestamps import now_micros
 from ..validation import Rejected, check_object
 from . import anonymity, tlp
-from .identities import operator_with_identity
+from .identities import anonymous_identity, anonymous_identity_object, operator_with_identity
 
 IDENTITY_REFUSED = ("this collection is anonymous: an identity object naming the submitter is not stored here, "
                     "and references to it are replaced by the collection's anonymous identity")
+STAND_IN_REFUSED = "this identity stands for every anonymous contributor to this collection; the server publishes it"
+# Who stores the identity objects the server publishes: no operator, so none can version them.
+SERVER = Submission("(server)", "server")
 
 
 @dataclass(frozen=True)
 class Screening:
     checked: list[NewVersion | Rejected]
     submission: Submission
+    # Identity objects the accepted versions refer to, which the server publishes first (store_screened).
+    stand_ins: tuple[NewVersion, ...] = ()
 
     @property
     def accepted(self) -> list[NewVersion]:
         return [item for item in self.checked if not isinstance(item, Rejected)]
+
+
+def store_screened(store: Store, collection: Collection, screening: Screening,
+                   status_for: StatusMaker | None = None) -> list[AddOutcome]:
+    """Store what `screen` accepted, after the identity objects it refers to (once per collection)."""
+    for stand_in in screening.stand_ins:
+        if not store.object_exists(collection.id, stand_in.object_id):
+            store.add_versions(collection.id, [stand_in], submitted_by=SERVER)
+    return store.add_versions(collection.id, screening.accepted, status_for=status_for,
+                              submitted_by=screening.submission)
 
 
 def screen(settings: Settings, principal: Principal, collection: Collection, items: list[dict],
@@ -54,18 +71,23 @@ def screen(settings: Settings, principal: Principal, collection: Collection, ite
     operator = principal.operator
     hides_submitter = collection.anonymous and operator.role == "licensee"
     identities = anonymity.submitter_identities(operator, items) if hides_submitter else frozenset()
+    stand_in = anonymous_identity(collection) if collection.anonymous else None
     checked = []
     for item in items:
         version = check_object(item)
         if not isinstance(version, Rejected):
             version = _refused(item, version, collection, settings, operator, now)
+        if not isinstance(version, Rejected) and version.object_id == stand_in:
+            version = Rejected(version.object_id, version.version or "unknown", STAND_IN_REFUSED)
         if not isinstance(version, Rejected) and hides_submitter:
             if anonymity.names_submitter(item, identities):
                 version = Rejected(version.object_id, version.version or "unknown", IDENTITY_REFUSED)
             else:
                 version = _anonymised(item, version, operator, identities, collection)
         checked.append(version)
-    return Screening(checked, Submission(operator.id, principal.key_id, derived_from))
+    referred = stand_in is not None and any(stand_in.encode() in v.body for v in checked if isinstance(v, NewVersion))
+    stand_ins = (check_object(anonymous_identity_object(collection)),) if referred else ()
+    return Screening(checked, Submission(operator.id, principal.key_id, derived_from), stand_ins)
 
 
 def _anonymised(item: dict, version: NewVersion, operator: Operator, identities: frozenset[str],
