@@ -10,8 +10,9 @@ that the server publishes itself (an anonymous collection's own identity).
 
 Per object, in this order:
 1. validation as STIX 2.1 (validation.py);
-2. the collection's TLP ceiling and unmarked rule (tlp.py), and a `created_by_ref`
-   naming another operator's identity (no operator speaks for another);
+2. the collection's TLP ceiling and unmarked rule (tlp.py); a `created_by_ref`
+   naming another operator's identity, or another operator's identity object
+   (no operator speaks for another);
 3. a version more than `sharing.max_future_skew_seconds` ahead of the server's
    clock is refused: `modified: 9999-12-31T23:59:59.999Z` would stay the
    latest version for ever;
@@ -103,6 +104,7 @@ def _anonymised(item: dict, version: NewVersion, operator: Operator, identities:
 
 
 IMPERSONATION = "created_by_ref names another operator's identity; an operator creates objects only as itself"
+ANOTHERS_IDENTITY = "this is another operator's identity; only that operator publishes it"
 
 
 def _refused(item: dict, version: NewVersion, collection: Collection, settings: Settings, operator: Operator,
@@ -111,6 +113,9 @@ def _refused(item: dict, version: NewVersion, collection: Collection, settings: 
     creator = operator_with_identity(settings, item.get("created_by_ref"))
     if reason is None and creator is not None and creator.id != operator.id:
         reason = IMPERSONATION
+    described = operator_with_identity(settings, item["id"]) if item["type"] == "identity" else None
+    if reason is None and described is not None and described.id != operator.id:
+        reason = ANOTHERS_IDENTITY
     skew = settings.sharing.max_future_skew
     if reason is None and version.version_key is not None and version.version_key > now + skew:
         reason = (f"'modified' (or 'created') is more than {skew // 1_000_000} seconds ahead of the server's clock; "
