@@ -7,7 +7,6 @@ name-based UUIDs (version 5), which STIX accepts for any object id.
 
 from __future__ import annotations
 
-import functools
 import uuid
 
 from ..config import Collection, Operator, Settings
@@ -44,11 +43,6 @@ def operator_identity_object(operator: Operator) -> dict:
     return identity_object(identity_of(operator), operator.name, "organization", f"{operator.name} ({operator.role})")
 
 
-def operator_with_identity(settings: Settings, identity) -> Operator | None:
-    """The operator whose identity this is, if any."""
-    return _operators_by_identity(tuple(settings.operators.values())).get(identity) if isinstance(identity, str) else None
-
-
-@functools.lru_cache(maxsize=4)
-def _operators_by_identity(operators: tuple[Operator, ...]) -> dict[str, Operator]:
-    return {identity_of(op): op for op in operators}
+def operators_by_identity(settings: Settings) -> dict[str, Operator]:
+    """Which identity is whose. Built once per request: hundreds of operators are many to hash per object."""
+    return {identity_of(op): op for op in settings.operators.values()}

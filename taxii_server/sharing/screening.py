@@ -35,7 +35,7 @@ from ..storage.base import AddOutcome, NewVersion, StatusMaker, Store, Submissio
 from ..timestamps import now_micros
 from ..validation import Rejected, check_object
 from . import anonymity, tlp
-from .identities import anonymous_identity, anonymous_identity_object, operator_with_identity
+from .identities import anonymous_identity, anonymous_identity_object, operators_by_identity
 
 IDENTITY_REFUSED = ("this collection is anonymous: an identity object naming the submitter is not stored here, "
                     "and references to it are replaced by the collection's anonymous identity")
@@ -73,11 +73,12 @@ def screen(settings: Settings, principal: Principal, collection: Collection, ite
     hides_submitter = collection.anonymous and operator.role == "licensee"
     identities = anonymity.submitter_identities(operator, items) if hides_submitter else frozenset()
     stand_in = anonymous_identity(collection) if collection.anonymous else None
+    owners = operators_by_identity(settings)
     checked = []
     for item in items:
         version = check_object(item)
         if not isinstance(version, Rejected):
-            version = _refused(item, version, collection, settings, operator, now)
+            version = _refused(item, version, collection, settings, operator, owners, now)
         if not isinstance(version, Rejected) and version.object_id == stand_in:
             version = Rejected(version.object_id, version.version or "unknown", STAND_IN_REFUSED)
         if not isinstance(version, Rejected) and hides_submitter:
@@ -108,12 +109,13 @@ ANOTHERS_IDENTITY = "this is another operator's identity; only that operator pub
 
 
 def _refused(item: dict, version: NewVersion, collection: Collection, settings: Settings, operator: Operator,
-             now: int) -> NewVersion | Rejected:
+             owners: dict[str, Operator], now: int) -> NewVersion | Rejected:
     reason = tlp.refusal(item, collection)
-    creator = operator_with_identity(settings, item.get("created_by_ref"))
+    creator = item.get("created_by_ref")
+    creator = owners.get(creator) if isinstance(creator, str) else None
     if reason is None and creator is not None and creator.id != operator.id:
         reason = IMPERSONATION
-    described = operator_with_identity(settings, item["id"]) if item["type"] == "identity" else None
+    described = owners.get(item["id"]) if item["type"] == "identity" else None
     if reason is None and described is not None and described.id != operator.id:
         reason = ANOTHERS_IDENTITY
     skew = settings.sharing.max_future_skew
