@@ -10,9 +10,9 @@ from .. import audit
 from ..app import app_services
 from ..errors import TaxiiError, forbidden, not_found
 from ..media import content_type_is_taxii
+from ..sharing.screening import screen, store_screened
 from ..storage.base import AddOutcome, NewVersion, StatusRecord, VersionFilter
 from ..timestamps import format_timestamp, now_micros
-from ..sharing.screening import screen, store_screened
 from ..validation import Rejected, objects_from_body
 from .common import (caller, date_added_headers, page_request, paged_listing, readable_collection, taxii_response,
                      visible_collection)
