@@ -308,7 +308,7 @@ def tls_dev_cert(out_dir: str, hosts: tuple[str, ...], days: int, force: bool):
 def import_bundle(settings: Settings, file, collection_ref: str, operator_id: str | None):
     from .auth import Principal
     from .sharing.cli import CLI_KEY_ID
-    from .sharing.screening import screen
+    from .sharing.screening import screen, store_screened
 
     collection = settings.collection(collection_ref)
     if collection is None:
@@ -328,7 +328,7 @@ def import_bundle(settings: Settings, file, collection_ref: str, operator_id: st
         for start in range(0, len(items), IMPORT_BATCH):
             screening = screen(settings, principal, collection, items[start:start + IMPORT_BATCH])
             problems += [f"{r.object_id}: {r.message}" for r in screening.checked if isinstance(r, Rejected)]
-            for outcome in store.add_versions(collection.id, screening.accepted, submitted_by=screening.submission):
+            for outcome in store_screened(store, collection, screening):
                 if outcome.conflict:
                     problems.append(f"{outcome.object_id}: {outcome.conflict}")
                 elif outcome.stored:

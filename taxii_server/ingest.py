@@ -15,7 +15,7 @@ from .auth import Principal
 from .bounded_work import envelope_size_problem, one_post_at_a_time
 from .config import Collection
 from .ops import metrics
-from .sharing.screening import screen
+from .sharing.screening import screen, store_screened
 from .storage.base import AddOutcome, AuditMaker, NewVersion, StatusRecord
 from .timestamps import format_timestamp, now_micros
 from .validation import Rejected
@@ -35,8 +35,7 @@ def store_objects(services, principal: Principal, collection: Collection, items:
         screening = screen(services.settings, principal, collection, items, received)
         del items  # the parsed request is no longer needed; only the checked versions are
         report = StatusReport(received, principal.operator.id, screening.checked)
-        services.store.add_versions(collection.id, screening.accepted, status_for=report, audit_for=audit_for,
-                                    submitted_by=screening.submission)
+        store_screened(services.store, collection, screening, status_for=report, audit_for=audit_for)
     retention.purge_expired_statuses(services.store, limits.status_retention_seconds)
     metrics.note_rejected(len(screening.checked) - report.success_count)
     return report

@@ -200,7 +200,7 @@ def test_paging_with_next_visits_every_object_once_without_gap_or_overlap(northt
 def test_paging_the_versions_of_one_object(northtel):
     # Versions in the past: one more than a few minutes ahead of the server's clock is refused.
     days = [f"2026-01-{d:02d}T00:00:00.000Z" for d in range(1, 13)]
-    publish(northtel, [indicator(1, modified=month) for month in days])
+    publish(northtel, [indicator(1, modified=day) for day in days])
     pages = all_pages(northtel, versions_path(indicator(1)["id"]), "versions", limit="5")
     assert [len(page["versions"]) for page in pages] == [5, 5, 2]
     assert [v for page in pages for v in page["versions"]] == days

@@ -85,7 +85,8 @@ def test_a_second_licensee_finds_nothing_that_names_the_first(settings, keys, no
     read += [a.content for a in attempts]
 
     stored = southwave.get("/collections/community/objects/").json()["objects"]
-    assert {o["id"] for o in stored} == {item["id"] for item in posted[1:]}
+    anonymous = anonymous_identity(settings.collection("community"))
+    assert {o["id"] for o in stored} == {item["id"] for item in posted[1:]} | {anonymous}
     blob = b"\n".join(read).decode()
     for trace in traces_of_northtel(settings, keys):
         assert not re.search(re.escape(trace), blob, re.IGNORECASE), f"SouthWave can read {trace!r}"
@@ -133,3 +134,26 @@ def test_outside_an_anonymous_collection_nothing_is_rewritten(northtel, northtel
     assert response.json()["success_count"] == 4
     stored = northtel.get(f"/collections/northtel-reports/objects/{posted[1]['id']}/").json()["objects"][0]
     assert stored["created_by_ref"] == northtel_identity and "soc@northtel.example" in stored["description"]
+
+
+def test_an_object_naming_its_submitter_only_by_reference_is_stored_rewritten_and_recognised_again(
+        settings, northtel, southwave, northtel_identity):
+    plain = indicator(3, created_by_ref=northtel_identity, description="Seen scanning port 8080.")
+    assert status_details(northtel.post("/collections/community/objects/", envelope(plain)))[0][0].get("message") is None
+    (stored,) = southwave.get(f"/collections/community/objects/{plain['id']}/").json()["objects"]
+    assert stored == {**plain, "created_by_ref": anonymous_identity(settings.collection("community"))}
+    again = status_details(northtel.post("/collections/community/objects/", envelope(plain)))
+    assert again[0][0]["message"] == "already stored (exact duplicate)"
+
+
+def test_the_anonymous_identity_is_published_before_the_objects_that_refer_to_it_and_nobody_can_change_it(
+        settings, regulator, northtel, southwave, northtel_identity):
+    anonymous = anonymous_identity(settings.collection("community"))
+    northtel.post("/collections/community/objects/", envelope(indicator(3, created_by_ref=northtel_identity)))
+    objects = southwave.get("/collections/community/objects/").json()["objects"]
+    assert [o["id"] for o in objects] == [anonymous, indicator(3)["id"]]  # in date_added order
+    assert objects[0]["type"] == "identity" and objects[0]["name"] == "Anonymous contributor to Community sharing"
+    forged = {**objects[0], "modified": "2026-02-01T00:00:00.000Z", "name": "NorthTel"}
+    for session in (northtel, southwave, regulator):
+        _, failures = status_details(session.post("/collections/community/objects/", envelope(forged)))
+        assert "stands for every anonymous contributor" in failures[0]["message"]

@@ -124,3 +124,14 @@ def test_no_operator_creates_objects_in_anothers_name(settings, northtel, southw
     own = indicator(5, created_by_ref=identity_of(settings.operators["southwave"]))
     successes, _ = status_details(southwave.post("/collections/southwave-reports/objects/", envelope(own)))
     assert len(successes) == 1
+
+
+def test_no_operator_publishes_anothers_identity_object(settings, northtel, southwave):
+    from sharing_support import identity
+    from taxii_server.sharing.identities import identity_of
+    northtels = identity(identity_of(settings.operators["northtel"]), "NorthTel")
+    for alias in ("community", "southwave-reports"):
+        _, failures = status_details(southwave.post(f"/collections/{alias}/objects/", envelope(northtels)))
+        assert "another operator's identity" in failures[0]["message"]
+    successes, _ = status_details(northtel.post("/collections/northtel-reports/objects/", envelope(northtels)))
+    assert len(successes) == 1

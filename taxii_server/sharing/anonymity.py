@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 
 from ..config import Collection, Operator
 from .identities import anonymous_identity, identity_of
@@ -28,6 +29,7 @@ from .scrubbing import REDACTED, is_reference, scrub_object
 _PHONE_SEPARATOR = r"(?:[\s.-]|\(0\)|[()])*"
 # The fewest trailing digits that still name a number (a local number without its area code).
 _SHORTEST_PHONE = 7
+_NOT_DIGITS = re.compile(r"\D")
 
 
 def submitter_identities(operator: Operator, items: list[dict]) -> frozenset[str]:
@@ -44,14 +46,22 @@ def names_submitter(item: dict, identities: frozenset[str]) -> bool:
     return item.get("type") == "identity" and item.get("id") in identities
 
 
-def anonymise(item: dict, operator: Operator, identities: frozenset[str], collection: Collection) -> dict:
+@dataclass(frozen=True)
+class Hidden:
+    item: dict
+    # Only references changed (to another identity): the object is as valid as it was.
+    text_changed: bool
+
+
+def anonymise(item: dict, operator: Operator, identities: frozenset[str], collection: Collection) -> Hidden:
     return hide(item, operator, identities, anonymous_identity(collection))
 
 
-def hide(item: dict, operator: Operator, identities: frozenset[str], stand_in: str) -> dict:
+def hide(item: dict, operator: Operator, identities: frozenset[str], stand_in: str) -> Hidden:
     """References to `identities` become `stand_in`; the operator's names and contact data go."""
     replaced = _replace_references(item, identities, stand_in)
-    return scrub_object(_drop_named_properties(replaced, _names(operator)), functools.partial(_scrub, operator))
+    scrubbed = scrub_object(_drop_named_properties(replaced, operator), functools.partial(_scrub, operator))
+    return Hidden(scrubbed, scrubbed != replaced)
 
 
 def _replace_references(value, identities: frozenset[str], stand_in: str):
@@ -72,19 +82,38 @@ def _swap(value, identities: frozenset[str], stand_in: str):
     return value
 
 
-def _drop_named_properties(value, names: re.Pattern):
+def _drop_named_properties(value, operator: Operator):
     if isinstance(value, dict):
-        return {key: _drop_named_properties(item, names) for key, item in value.items()
-                if not names.search(key.replace("_", " "))}
+        return {key: _drop_named_properties(item, operator) for key, item in value.items()
+                if not _names_operator(key.replace("_", " "), operator)}
     if isinstance(value, list):
-        return [_drop_named_properties(item, names) for item in value]
+        return [_drop_named_properties(item, operator) for item in value]
     return value
 
 
+def _names_operator(text: str, operator: Operator) -> bool:
+    lowered = text.lower()
+    return any(clue in lowered for clue in _text_clues(operator)) and _names(operator).search(text) is not None
+
+
 def _scrub(operator: Operator, text: str) -> str:
-    for pattern in (_emails(operator), _names(operator), _phones(operator)):
-        text = pattern.sub(REDACTED, text)
+    # Each pattern runs only where a plain substring test says it may match: running
+    # them all over every string of every object would cost more than validation does.
+    lowered = text.lower()
+    if any(clue in lowered for clue in _text_clues(operator)):
+        text = _names(operator).sub(REDACTED, _emails(operator).sub(REDACTED, text))
+    # A number can only be there if its last digits are, once everything but digits is removed.
+    digits = _NOT_DIGITS.sub("", text)
+    if any(tail in digits for tail in _phone_tails(operator)):
+        text = _phones(operator).sub(REDACTED, text)
     return text
+
+
+@functools.lru_cache(maxsize=4096)  # a few per licensee, of which there may be hundreds
+def _text_clues(operator: Operator) -> tuple[str, ...]:
+    """Lowercase text found in any match of its names or e-mail addresses: each name's first word."""
+    names = (operator.id, operator.name, *operator.aliases, *operator.emails)
+    return tuple({re.split(r"[\s_-]+", name.strip())[0].lower() for name in names})
 
 
 def _any_of(alternatives: list[str], flags: int = 0) -> re.Pattern:
@@ -105,6 +134,11 @@ def _emails(operator: Operator) -> re.Pattern:
 
 
 @functools.lru_cache(maxsize=4096)  # a few per licensee, of which there may be hundreds
+def _phone_tails(operator: Operator) -> tuple[str, ...]:
+    return tuple(re.sub(r"\D", "", phone)[-_SHORTEST_PHONE:] for phone in operator.phones)
+
+
+@functools.lru_cache(maxsize=4096)  # a few per licensee, of which there may be hundreds
 def _phones(operator: Operator) -> re.Pattern:
     """Each configured number in any spacing, international (+44, 0044) or national (0 trunk
     prefix) form, or without its first digits: +44 20 7946 0958, 0044 20 7946 0958,
@@ -112,7 +146,11 @@ def _phones(operator: Operator) -> re.Pattern:
     alternatives = []
     for phone in operator.phones:
         digits = re.sub(r"\D", "", phone).lstrip("0")
-        for start in range(len(digits) - _SHORTEST_PHONE + 1):
-            spaced = _PHONE_SEPARATOR.join(digits[start:])
-            alternatives.append(rf"(?:(?:\+|00){_PHONE_SEPARATOR}|0{_PHONE_SEPARATOR})?{spaced}")
+        head, tail = digits[:-_SHORTEST_PHONE], digits[-_SHORTEST_PHONE:]
+        # The first digits are optional from the front: (?:(?:4 )?4 )?2... One pattern, not one per start.
+        optional_head = ""
+        for digit in head:
+            optional_head = f"(?:{optional_head}{digit}{_PHONE_SEPARATOR})?"
+        alternatives.append(rf"(?:(?:\+|00){_PHONE_SEPARATOR}|0{_PHONE_SEPARATOR})?{optional_head}"
+                            + _PHONE_SEPARATOR.join(tail))
     return _any_of([rf"(?<!\d)(?:{a})(?!\d)" for a in alternatives])

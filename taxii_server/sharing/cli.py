@@ -40,9 +40,9 @@ def provenance(settings: Settings, object_id: str, collection_ref: str | None, a
     if as_json:
         click.echo(orjson.dumps(found.as_json(), option=orjson.OPT_INDENT_2).decode())
         return
-    click.echo(f"{'COLLECTION':<20}{'VERSION':<27}{'DATE ADDED':<29}{'SUBMITTER':<16}{'KEY ID':<16}DERIVED FROM")
+    click.echo(f"{'COLLECTION':<20}{'VERSION':<29}{'DATE ADDED':<29}{'SUBMITTER':<16}{'KEY ID':<16}DERIVED FROM")
     for v in found.versions:
-        click.echo(f"{v.collection:<20}{v.version:<27}{format_timestamp(v.date_added):<29}"
+        click.echo(f"{v.collection:<20}{v.version:<29}{format_timestamp(v.date_added):<29}"
                    f"{v.submitter or '(unrecorded)':<16}{v.key_id or '-':<16}{v.derived_from or '-'}")
     for r in found.republished_as:
         click.echo(f"republished as {r.object_id} in {r.collection}")

@@ -7,7 +7,6 @@ name-based UUIDs (version 5), which STIX accepts for any object id.
 
 from __future__ import annotations
 
-import functools
 import uuid
 
 from ..config import Collection, Operator, Settings
@@ -25,11 +24,25 @@ def anonymous_identity(collection: Collection) -> str:
     return f"identity--{uuid.uuid5(_NAMESPACE, f'anonymous/{collection.id}')}"
 
 
-def operator_with_identity(settings: Settings, identity) -> Operator | None:
-    """The operator whose identity this is, if any."""
-    return _operators_by_identity(tuple(settings.operators.values())).get(identity) if isinstance(identity, str) else None
+# Identity objects the server publishes never change: one fixed version each.
+_PUBLISHED_VERSION = "2020-01-01T00:00:00.000Z"
 
 
-@functools.lru_cache(maxsize=4)
-def _operators_by_identity(operators: tuple[Operator, ...]) -> dict[str, Operator]:
-    return {identity_of(op): op for op in operators}
+def identity_object(identity_id: str, name: str, identity_class: str, description: str) -> dict:
+    return {"type": "identity", "spec_version": "2.1", "id": identity_id, "created": _PUBLISHED_VERSION,
+            "modified": _PUBLISHED_VERSION, "name": name, "identity_class": identity_class, "description": description}
+
+
+def anonymous_identity_object(collection: Collection) -> dict:
+    """What a reader finds behind the anonymous `created_by_ref`s: SOC tools resolve references."""
+    return identity_object(anonymous_identity(collection), f"Anonymous contributor to {collection.title}", "unknown",
+                           "Stands for whichever operator contributed an object to this collection.")
+
+
+def operator_identity_object(operator: Operator) -> dict:
+    return identity_object(identity_of(operator), operator.name, "organization", f"{operator.name} ({operator.role})")
+
+
+def operators_by_identity(settings: Settings) -> dict[str, Operator]:
+    """Which identity is whose. Built once per request: hundreds of operators are many to hash per object."""
+    return {identity_of(op): op for op in settings.operators.values()}

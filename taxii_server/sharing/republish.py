@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
@@ -30,11 +30,11 @@ from ..config import Collection, Settings
 from ..policy import access, can_republish
 from ..storage.base import Store
 from ..timestamps import format_timestamp, now_micros
-from ..validation import Rejected
+from ..validation import Rejected, check_object
 from . import anonymity, tlp
-from .identities import identity_of
+from .identities import identity_of, operator_identity_object
 from .scrubbing import personal_data_scrubber, scrub_object
-from .screening import screen
+from .screening import screen, store_screened
 
 # Carried over as they are: the content the regulator republishes.
 _KEEP = frozenset({"pattern", "hashes", "value"})
@@ -72,7 +72,9 @@ def publish(settings: Settings, store: Store, principal: Principal, object_id: s
     refused = next((item for item in screening.checked if isinstance(item, Rejected)), None)
     if refused is not None:
         raise PublishRefused(refused.message)
-    (outcome,) = store.add_versions(target.id, screening.accepted, submitted_by=screening.submission)
+    # Readers' tools resolve created_by_ref: the regulator's identity is published alongside.
+    publisher = check_object(operator_identity_object(principal.operator))
+    (outcome,) = store_screened(store, target, replace(screening, stand_ins=(*screening.stand_ins, publisher)))
     if outcome.conflict:
         raise PublishRefused(outcome.conflict)
     return Published(outcome.object_id, outcome.version, target)
@@ -114,7 +116,7 @@ def _as_regulator_object(settings: Settings, item: dict, source: Collection, pri
         operator = settings.operators.get(operator_id)
         if operator is not None:
             identities = anonymity.submitter_identities(operator, [item])
-            advisory = anonymity.hide(advisory, operator, identities, regulator_identity)
+            advisory = anonymity.hide(advisory, operator, identities, regulator_identity).item
     advisory = scrub_object(advisory, personal_data_scrubber(settings.sharing.scrub_rules), keep=_KEEP)
     advisory.update(id=new_id, created=created, modified=modified, created_by_ref=regulator_identity)
     return advisory

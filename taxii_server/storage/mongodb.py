@@ -29,7 +29,8 @@ Indexes (created at start-up, idempotently) and the queries they serve:
     objects.first_by_date  (collection_id, is_first, date_added)
         pages with match[version]=first
     objects.by_id          (collection_id, object_id, version_key), unique
-        the object and versions endpoints, match[id], and the duplicate check on write
+        the object and versions endpoints, match[id], the duplicate and owner checks on
+        write, and an object's provenance (object_versions)
     api_keys.by_operator, client_certs.by_operator    listing per operator
     rate_state.by_time (tat)                          forgetting buckets worth nothing
     audit_log.by_time, audit_log.by_operator          `taxii-server audit`
