@@ -52,7 +52,9 @@ class ObjectQuery:
     with_body: bool = True
 
 
-@dataclass(frozen=True)
+# Not frozen: a page makes a hundred of these per request, and a frozen
+# dataclass is made five times slower (each field through object.__setattr__).
+@dataclass(slots=True)
 class StoredVersion:
     object_id: str
     type: str
