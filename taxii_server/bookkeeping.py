@@ -29,7 +29,7 @@ class Bookkeeper:
         self._tasks, self._interval = tasks, interval
         self._lock, self._flushing = threading.Lock(), threading.Lock()
         self._running_in: int | None = None  # the process whose thread this is: gunicorn forks after start-up
-        self._stop = threading.Event()
+        self._stop, self._wake = threading.Event(), threading.Event()
 
     def ensure_running(self) -> None:
         if self._running_in == os.getpid():
@@ -38,13 +38,19 @@ class Bookkeeper:
             if self._running_in == os.getpid():
                 return
             self._running_in = os.getpid()
-            self._stop = threading.Event()
+            self._stop, self._wake = threading.Event(), threading.Event()
             threading.Thread(target=self._run, args=(self._stop,), name="bookkeeping", daemon=True).start()
             atexit.register(self.flush)
 
     def _run(self, stop: threading.Event) -> None:
-        while not stop.wait(self._interval):
+        while not stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
             self.flush()
+
+    def wake(self) -> None:
+        """Flush now rather than at the end of the interval (a rate-limit bucket owes much)."""
+        self._wake.set()
 
     def flush(self) -> None:
         """Write everything pending now; a task that fails keeps its work for the next flush."""
@@ -61,4 +67,5 @@ class Bookkeeper:
     def stop(self) -> None:
         """Stop the thread after one last flush (tests, and a server shutting down)."""
         self._stop.set()
+        self._wake.set()
         self.flush()

@@ -10,10 +10,11 @@ that floods without end is held to `rate` a minute.
 The TAT lives in the store so the limit holds across workers and hosts; a
 request does not wait for it. Each process admits against its own copy and
 pays its admissions to the store in batches (`reconcile`, from the
-bookkeeping thread at least every second, and at once when a bucket has
+bookkeeping thread at least every second, and straight away when a bucket has
 LOCAL_SLACK unpaid admissions). The store adds every admission it is paid, so
 nothing admitted escapes the sustained rate; what the batching can cost is
-that a bucket gets up to LOCAL_SLACK requests per process past its burst
+that a bucket gets about LOCAL_SLACK requests per process past its burst
+(LOCAL_SLACK, plus what the process admits while that payment is written)
 before every process has heard that it is spent.
 
 (Flask-Limiter and `limits` keep counters in memory, Redis, Memcached or
@@ -63,8 +64,11 @@ class _Bucket:
 class Limiter:
     """One process's accounting of rate-limited buckets against the store."""
 
-    def __init__(self, store: Store, clock: Callable[[], int] = now_micros, slack: int = LOCAL_SLACK):
-        self._store, self._clock, self._slack = store, clock, slack
+    def __init__(self, store: Store, clock: Callable[[], int] = now_micros, slack: int = LOCAL_SLACK,
+                 pay_soon: Callable[[], None] | None = None):
+        """`pay_soon` asks the bookkeeping thread to pay now; without it, a request
+        that reaches the slack pays itself."""
+        self._store, self._clock, self._slack, self._pay_soon = store, clock, slack, pay_soon
         self._lock = threading.Lock()
         self._paying = threading.Lock()  # one payment at a time, so each knows what it paid
         self._buckets: dict[str, _Bucket] = {}
@@ -87,7 +91,9 @@ class Limiter:
                 state.unpaid_since = now
             state.unpaid += 1
             pay_now = state.unpaid >= self._slack
-        if pay_now:
+        if pay_now and self._pay_soon is not None:
+            self._pay_soon()
+        elif pay_now:
             self.reconcile([bucket], wait=False)
         return None
 

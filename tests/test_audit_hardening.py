@@ -3,6 +3,7 @@ forge a line of it, a write and its record are one, and a busy store answers
 503 instead of 500."""
 
 import sqlite3
+import time
 
 import pytest
 import requests
@@ -67,12 +68,16 @@ def bogus(url: str, path: str, key: str = BOGUS_KEY) -> requests.Response:
 
 def test_failed_authentications_are_limited_per_address_and_counted_not_written_one_row_each(deployment):
     long_path = "/api/" + "x" * 4000 + "/"
+    started = time.monotonic()
     answers = [bogus(deployment.url, long_path) for _ in range(300)]
+    earned_back = (time.monotonic() - started) * FAILURES_PER_MINUTE / 60  # the allowance refills meanwhile
 
     statuses = [answer.status_code for answer in answers]
     assert statuses[:FAILURES_PER_MINUTE] == [401] * FAILURES_PER_MINUTE
-    assert set(statuses[FAILURES_PER_MINUTE:]) == {429}
-    assert all(1 <= int(answer.headers["Retry-After"]) <= 60 for answer in answers[FAILURES_PER_MINUTE:])
+    assert statuses.count(401) <= FAILURES_PER_MINUTE + earned_back + 1
+    assert statuses.count(429) >= 300 - FAILURES_PER_MINUTE - earned_back - 1
+    limited = [answer for answer in answers if answer.status_code == 429]
+    assert all(1 <= int(answer.headers["Retry-After"]) <= 60 for answer in limited)
     failures = deployment.trail(failures_only=True)
     # One row per status and minute (two minutes at most if the burst straddled one), counting all 300.
     assert len(failures) <= 4
