@@ -13,8 +13,12 @@ The rate limit is on, set high enough that no request is refused: the limiter
 runs on every request as it does in production, and the audit trail records
 every request.
 
-    .venv-test/bin/python scripts/bench_read_path.py [--seconds 10] [--rounds 3] [--before /work/main]
+    .venv-test/bin/python scripts/bench_read_path.py [--seconds 10] [--rounds 3] [--before ../main] \
+        [--write docs/benchmarks.md]      # the figures and the profile, as a section of that file
     .venv-test/bin/python scripts/bench_read_path.py --profile   # where one request's time goes, in process
+
+`--write` replaces the section between the markers below in the file (or appends
+it); `scripts/bench` keeps such sections when it rewrites the file.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import requests
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+BEGIN, END = "<!-- bench_read_path: begin -->", "<!-- bench_read_path: end -->"
 TAXII = "application/taxii+json;version=2.1"
 OBJECTS = 1_000
 PAGE = 100
@@ -195,7 +200,10 @@ def measure(args) -> None:
                 process.terminate()
                 process.wait(timeout=30)
                 print(f"round {round_number + 1} {target.name}: {results[target.name][-1]}", file=sys.stderr)
-        report(results, targets[0].name, args)
+        table = report(results, targets[0].name, args)
+        print(table)
+        if args.write:
+            write_section(Path(args.write), table, grouped_profile(2000))
     finally:
         for process in processes:
             if process.poll() is None:
@@ -203,24 +211,44 @@ def measure(args) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def report(results: dict, bare: str, args) -> None:
-    print(f"GET objects, one {PAGE}-object page of {OBJECTS} stored; gunicorn 2 workers x 4 threads (gthread); "
-          f"wrk 2 threads, 8 connections, {args.seconds} s x {args.rounds} rounds; {os.cpu_count()} CPUs")
-    print(f"{'server':<44}{'req/s (median)':>16}{'p99 ms (median)':>17}{'x bare':>8}")
+def report(results: dict, bare: str, args) -> str:
+    lines = [f"GET objects, one {PAGE}-object page of {OBJECTS} stored; gunicorn 2 workers x 4 threads (gthread); "
+             f"wrk 2 threads, 8 connections, {args.seconds} s x {args.rounds} rounds, alternating; "
+             f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at the end.", "",
+             "| server | requests/s (median) | p99 latency ms (median) | x bare Flask | every round, requests/s |",
+             "|---|---:|---:|---:|---|"]
     bare_rps = statistics.median(r["rps"] for r in results[bare])
     for name, runs in results.items():
         rps = statistics.median(r["rps"] for r in runs)
         p99 = statistics.median(r["p99_ms"] for r in runs)
-        print(f"{name:<44}{rps:>16.0f}{p99:>17.2f}{rps / bare_rps:>8.2f}")
+        every = ", ".join(f"{r['rps']:.0f}" for r in runs)
+        lines.append(f"| {name} | {rps:.0f} | {p99:.1f} | {rps / bare_rps:.2f} | {every} |")
+    return "\n".join(lines)
 
 
-def profile(requests_count: int) -> None:
-    """Where one request's time goes: the application in this process, under Flask's test client."""
+def write_section(path: Path, table: str, profile_table: str) -> None:
+    section = "\n".join([
+        BEGIN, "", "## Read path: a 100-object page against a bare Flask app", "",
+        f"Written by `scripts/bench_read_path.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+        "Target: >= 0.6x the bare app's throughput.", "", table, "",
+        "Where one request's time goes (the application in process, Flask's test client, cProfile own time "
+        "grouped by where it is spent):", "", profile_table, "", END])
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+    print(f"wrote the read-path section of {path}", file=sys.stderr)
+
+
+def _profiled(requests_count: int) -> tuple[pstats.Stats, float]:
+    """cProfile over `requests_count` GET objects through Flask's test client, and the
+    unprofiled milliseconds per request of the same loop."""
     sys.path.insert(0, str(REPO))
     folder = Path(tempfile.mkdtemp(prefix="taxii-bench-profile-"))
     try:
         target = Deployment("profile", folder / "store", REPO)
-        os.environ.pop("TAXII_STORAGE_URL", None)
         from taxii_server.app import create_app
         from taxii_server.config import load_settings
 
@@ -228,18 +256,68 @@ def profile(requests_count: int) -> None:
         client = app.test_client()
         for _ in range(200):
             client.get(target.path, headers=target.headers())
+        started = time.perf_counter()
+        for _ in range(requests_count):
+            client.get(target.path, headers=target.headers())
+        per_request = (time.perf_counter() - started) / requests_count * 1000
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(requests_count):
             assert client.get(target.path, headers=target.headers()).status_code == 200
         profiler.disable()
         app.extensions["taxii"].bookkeeper.stop()
-        text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats(SORT).print_stats(int(os.environ.get("BENCH_PROFILE_LINES", "18")))
-        print(f"{requests_count} GET objects ({PAGE}-object page) through Flask's test client, by own time:")
-        print(text.getvalue())
+        return pstats.Stats(profiler), per_request
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# Where own time is spent, by the function's file (first match wins).
+AREAS = [
+    ("SQLite: executing the page and key queries, fetching rows", ("sqlite3.",)),
+    ("taxii_server: storage (building the page's records)", ("taxii_server/storage",)),
+    ("taxii_server: authentication, rate limit, audit record", ("taxii_server/auth", "taxii_server/keys",
+                                                               "taxii_server/limits", "taxii_server/audit",
+                                                               "taxii_server/bookkeeping", "taxii_server/app")),
+    ("taxii_server: filters, cursor, response", ("taxii_server/",)),
+    ("hashing: HMAC of the key and of the next token", ("hmac", "_hashlib")),
+    ("Werkzeug and Flask: request, routing, response, context", ("werkzeug", "flask", "blinker")),
+    ("Flask's test client itself (not in production)", ("werkzeug/test.py", "flask/testing.py")),
+]
+
+
+def _area(filename: str, function: str) -> str:
+    where = f"{filename}:{function}"
+    if "werkzeug/test.py" in where or "flask/testing.py" in where:
+        return AREAS[-1][0]
+    for name, needles in AREAS:
+        if any(needle in where for needle in needles):
+            return name
+    return "other (Python's standard library and builtins)"
+
+
+def grouped_profile(requests_count: int) -> str:
+    return grouped_table(*_profiled(requests_count))
+
+
+def grouped_table(stats: pstats.Stats, per_request: float) -> str:
+    totals: dict[str, float] = {}
+    for (filename, _, function), (_, _, own, _, _) in stats.stats.items():
+        area = _area(filename, function)
+        totals[area] = totals.get(area, 0.0) + own
+    whole = sum(totals.values())
+    lines = [f"{per_request:.2f} ms per request unprofiled, in process.", "",
+             "| where | share of the time |", "|---|---:|"]
+    lines += [f"| {area} | {share / whole:.0%} |" for area, share in sorted(totals.items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines)
+
+
+def profile(requests_count: int) -> None:
+    """Where one request's time goes: the application in this process, under Flask's test client."""
+    stats, per_request = _profiled(requests_count)
+    print(f"{requests_count} GET objects ({PAGE}-object page) through Flask's test client, "
+          f"{per_request:.2f} ms each unprofiled; by {SORT}:")
+    stats.sort_stats(SORT).print_stats(int(os.environ.get("BENCH_PROFILE_LINES", "18")))
+    print(grouped_table(stats, per_request))
 
 
 def main() -> None:
@@ -248,6 +326,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", help="A checkout of earlier code to measure side by side (e.g. /work/main).")
     parser.add_argument("--profile", action="store_true", help="Profile the read path in process instead.")
+    parser.add_argument("--write", help="Write the figures and a grouped profile as a section of this file.")
     args = parser.parse_args()
     if shutil.which("wrk") is None and not args.profile:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
