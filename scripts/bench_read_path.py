@@ -138,6 +138,13 @@ class BareFlask:
         return {"Accept": TAXII}
 
 
+def commit_of(checkout: Path) -> str:
+    found = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return (found.stdout.strip() or "unknown commit") + (" with changes" if dirty else "")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -180,9 +187,10 @@ def measure(args) -> None:
     folder = Path(tempfile.mkdtemp(prefix="taxii-bench-read-"))
     processes = []
     try:
-        targets = [Deployment("taxii-server (this checkout)", folder / "after", REPO)]
+        targets = [Deployment(f"taxii-server, this checkout ({commit_of(REPO)})", folder / "after", REPO)]
         if args.before:
-            targets.append(Deployment(f"taxii-server ({args.before})", folder / "before", Path(args.before)))
+            targets.append(Deployment(f"taxii-server at {commit_of(Path(args.before))} (before)", folder / "before",
+                                      Path(args.before)))
         process, url = serve(targets[0])
         body = requests.get(url + targets[0].path, headers=targets[0].headers()).content
         process.terminate()
@@ -223,6 +231,8 @@ def report(results: dict, bare: str, args) -> str:
         p99 = statistics.median(r["p99_ms"] for r in runs)
         every = ", ".join(f"{r['rps']:.0f}" for r in runs)
         lines.append(f"| {name} | {rps:.0f} | {p99:.1f} | {rps / bare_rps:.2f} | {every} |")
+    this = statistics.median(r["rps"] for r in list(results.values())[1]) / bare_rps
+    lines += ["", f"Target >= 0.6x the bare app: {this:.2f}x, {'held' if this >= 0.6 else 'not held'}."]
     return "\n".join(lines)
 
 

@@ -78,7 +78,7 @@ class Limiter:
         """Count a request against `bucket`: None when admitted, else the whole
         seconds until one would be (for Retry-After)."""
         if not self._known(bucket):
-            self.reconcile([bucket])
+            self.learn(bucket)
         now = self._clock()
         with self._lock:
             state = self._buckets.setdefault(bucket, _Bucket())
@@ -101,6 +101,15 @@ class Limiter:
         with self._lock:
             state = self._buckets.get(bucket)
             return state is not None and state.known
+
+    def learn(self, bucket: str) -> None:
+        """Read the bucket's state from the store, paying nothing: a read, never a commit."""
+        times = self._store.spend_rate({bucket: (0, 0)}, self._clock())
+        with self._lock:
+            state = self._buckets.setdefault(bucket, _Bucket())
+            rate = self._rates.get(bucket)
+            owed = (state.unpaid + state.paying) * rate.interval if rate else 0
+            state.tat, state.known = max(state.tat, times[bucket] + owed), True
 
     def reconcile(self, buckets: list[str] | None = None, wait: bool = True) -> None:
         """Pay what this process admitted to the store and learn what every other one did.
@@ -141,7 +150,8 @@ class Limiter:
                 owed = state.unpaid * rate.interval if rate else 0
                 state.tat, state.known, state.paying = tat + owed, True, 0
             # A bucket quiet for a minute is worth nothing here: forget it (the store keeps what matters).
-            for name in [n for n, s in self._buckets.items() if s.known and not s.unpaid and s.tat < now - MINUTE]:
+            for name in [n for n, s in self._buckets.items()
+                         if n not in times and s.known and not s.unpaid and s.tat < now - MINUTE]:
                 del self._buckets[name]
 
 

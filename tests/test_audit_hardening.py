@@ -203,3 +203,23 @@ def test_a_write_that_cannot_get_the_store_in_time_answers_503_with_retry_after_
     finally:
         live.stop()
         store.close()
+
+
+def test_reads_are_served_while_another_connection_holds_the_write_lock(tmp_path, storage_url):
+    """A read commits nothing of its own: its audit record and rate-limit spending wait for the
+    bookkeeping thread, and a key's last use is skipped rather than waited for."""
+    require_sqlite(storage_url, "another connection holds SQLite's write lock")
+    settings = load_settings(write_config(tmp_path, storage=storage_url, rate_limit={"requests_per_minute": 600}),
+                             environ={})
+    store = SQLiteStore(sqlite_path(settings.storage_url), write_wait=0.2)
+    key = issue_key(store, settings.secret, "northtel").raw_key  # never used: its first use would be written
+    live = LiveServer(create_app(settings, store))
+    try:
+        holder = sqlite3.connect(sqlite_path(settings.storage_url), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        answers = [TaxiiSession(live.url, key).get(f"/collections/{COMMUNITY}/objects/") for _ in range(3)]
+        holder.execute("ROLLBACK")
+        assert [answer.status_code for answer in answers] == [200] * 3
+    finally:
+        live.stop()
+        store.close()
