@@ -3,6 +3,7 @@ forge a line of it, a write and its record are one, and a busy store answers
 503 instead of 500."""
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 import time
 
 import pytest
@@ -220,6 +221,33 @@ def test_reads_are_served_while_another_connection_holds_the_write_lock(tmp_path
         answers = [TaxiiSession(live.url, key).get(f"/collections/{COMMUNITY}/objects/") for _ in range(3)]
         holder.execute("ROLLBACK")
         assert [answer.status_code for answer in answers] == [200] * 3
+    finally:
+        live.stop()
+        store.close()
+
+
+def test_concurrent_big_writes_get_202_or_503_never_500_and_every_stored_write_has_its_record(tmp_path, storage_url):
+    require_sqlite(storage_url, "mongomock has no lock to be busy on, and stores thousands of objects slowly")
+    settings = load_settings(write_config(tmp_path, storage=storage_url,
+                                          api_root={"path": "api", "title": "t", "max_content_length": 1_000_000}),
+                             environ={})
+    store = SQLiteStore(sqlite_path(settings.storage_url), write_wait=0.05)  # so that some writes meet a busy store
+    writers = [issue_key(store, settings.secret, operator).raw_key for operator in ("regulator", "northtel") * 3]
+    live = LiveServer(create_app(settings, store))
+    per_envelope = 500
+    try:
+        def post(n):
+            objects = [indicator(n * per_envelope + i) for i in range(per_envelope)]
+            return TaxiiSession(live.url, writers[n]).post(f"/collections/{COMMUNITY}/objects/", envelope(*objects))
+        with ThreadPoolExecutor(len(writers)) as pool:
+            answers = list(pool.map(post, range(len(writers))))
+        statuses = [answer.status_code for answer in answers]
+        assert set(statuses) <= {202, 503}, [answer.text[:200] for answer in answers]
+        assert all(int(answer.headers["Retry-After"]) >= 1 for answer in answers if answer.status_code == 503)
+        assert store.count_versions(COMMUNITY) == per_envelope * statuses.count(202)
+        # Read straight from the store: the records of the writes are there without any flush.
+        written = [event for event in store.query_audit() if event.method == "POST" and event.status == 202]
+        assert [event.objects for event in written] == [per_envelope] * statuses.count(202)
     finally:
         live.stop()
         store.close()
