@@ -15,6 +15,7 @@ import atexit
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,12 @@ class Bookkeeper:
                 return
             self._running_in = os.getpid()
             self._stop, self._wake = threading.Event(), threading.Event()
-            threading.Thread(target=self._run, args=(self._stop,), name="bookkeeping", daemon=True).start()
-            atexit.register(self.flush)
-
-    def _run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            self.flush()
+            # The thread and the exit hook hold the bookkeeper weakly: an application that is
+            # gone (a test's, say) takes its thread with it.
+            this = weakref.ref(self)
+            threading.Thread(target=_keep_flushing, args=(this, self._stop, self._wake, self._interval),
+                             name="bookkeeping", daemon=True).start()
+            atexit.register(_flush_if_alive, this)
 
     def wake(self) -> None:
         """Flush now rather than at the end of the interval (a rate-limit bucket owes much)."""
@@ -69,3 +68,18 @@ class Bookkeeper:
         self._stop.set()
         self._wake.set()
         self.flush()
+
+
+def _keep_flushing(bookkeeper: weakref.ref, stop: threading.Event, wake: threading.Event, interval: float) -> None:
+    while not stop.is_set():
+        wake.wait(interval)
+        wake.clear()
+        if not _flush_if_alive(bookkeeper):
+            return
+
+
+def _flush_if_alive(bookkeeper: weakref.ref) -> bool:
+    alive = bookkeeper()
+    if alive is not None:
+        alive.flush()
+    return alive is not None
