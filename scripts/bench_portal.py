@@ -228,7 +228,9 @@ def write_section(path: Path, table: str) -> None:
     if START in text and END in text:
         text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
     else:
-        text = text.rstrip("\n") + "\n\n## Portal\n\n" + section + "\n"
+        # The outer markers keep the section when scripts/bench rewrites the file (its kept_sections).
+        text = (text.rstrip("\n") + "\n\n<!-- bench_portal: begin -->\n## Portal\n\n" + section
+                + "\n<!-- bench_portal: end -->\n")
     path.write_text(text)
 
 

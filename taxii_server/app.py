@@ -56,7 +56,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
 
 
 def _services(settings: Settings, store: Store) -> Services:
-    limiter, trail = limits.Limiter(store), audit.AuditBuffer(store)
+    trail = audit.AuditBuffer(store)
+    limiter = limits.Limiter(store, pay_soon=lambda: bookkeeper.wake())
     # Audit records first: a failing rate-limit payment must not hold them back.
     bookkeeper = Bookkeeper([trail.flush, limiter.reconcile])
     key_rate = (limits.Rate(settings.requests_per_minute, settings.rate_burst or settings.requests_per_minute)

@@ -61,7 +61,10 @@ def received_path(environ: dict) -> str:
 
 def request_event(status: int, objects: int | None = None) -> AuditEvent:
     principal = g.get("principal")
-    anonymous_key = None if g.get("audit_hide_key_id") else presented_key_id(request.headers.get("Authorization"))
+    if principal is not None:
+        key_id = principal.key_id
+    else:  # the public id the caller presented, unless its address is past its allowance of failures
+        key_id = None if g.get("audit_hide_key_id") else presented_key_id(request.headers.get("Authorization"))
     return AuditEvent(
         at=now_micros(),
         method=request.method,
@@ -69,7 +72,7 @@ def request_event(status: int, objects: int | None = None) -> AuditEvent:
         status=status,
         client=request.remote_addr or "",
         operator_id=principal.operator.id if principal else None,
-        key_id=principal.key_id if principal else anonymous_key,
+        key_id=key_id,
         collection_id=g.get("audit_collection"),
         objects=g.get("audit_objects", 0) if objects is None else objects,
     )

@@ -20,7 +20,7 @@ from . import mtls
 from .config import Operator, Settings
 from .errors import TaxiiError
 from .keys import key_id_of, verify_key
-from .storage.base import Store
+from .storage.base import Store, StoreBusy
 from .timestamps import now_micros
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,10 @@ def authenticate(authorization: str | None, settings: Settings, store: Store) ->
         log.info("authentication failed (key id %s)", _key_id_for_log(raw_key))
         raise unauthorized("The API key is unknown, revoked or expired.")
     if record.last_used is None or now - record.last_used > LAST_USED_RESOLUTION:
-        store.touch_key(record.key_id, now)
+        try:
+            store.touch_key(record.key_id, now)
+        except StoreBusy:  # last use is for people reading `keys list`: a read need not wait for it
+            log.info("key %s: last use not recorded, the store is busy", record.key_id)
     return Principal(operator=operator, key_id=record.key_id)
 
 

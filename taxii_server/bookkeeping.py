@@ -15,6 +15,7 @@ import atexit
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class Bookkeeper:
         self._tasks, self._interval = tasks, interval
         self._lock, self._flushing = threading.Lock(), threading.Lock()
         self._running_in: int | None = None  # the process whose thread this is: gunicorn forks after start-up
-        self._stop = threading.Event()
+        self._stop, self._wake = threading.Event(), threading.Event()
 
     def ensure_running(self) -> None:
         if self._running_in == os.getpid():
@@ -38,13 +39,17 @@ class Bookkeeper:
             if self._running_in == os.getpid():
                 return
             self._running_in = os.getpid()
-            self._stop = threading.Event()
-            threading.Thread(target=self._run, args=(self._stop,), name="bookkeeping", daemon=True).start()
-            atexit.register(self.flush)
+            self._stop, self._wake = threading.Event(), threading.Event()
+            # The thread and the exit hook hold the bookkeeper weakly: an application that is
+            # gone (a test's, say) takes its thread with it.
+            this = weakref.ref(self)
+            threading.Thread(target=_keep_flushing, args=(this, self._stop, self._wake, self._interval),
+                             name="bookkeeping", daemon=True).start()
+            atexit.register(_flush_if_alive, this)
 
-    def _run(self, stop: threading.Event) -> None:
-        while not stop.wait(self._interval):
-            self.flush()
+    def wake(self) -> None:
+        """Flush now rather than at the end of the interval (a rate-limit bucket owes much)."""
+        self._wake.set()
 
     def flush(self) -> None:
         """Write everything pending now; a task that fails keeps its work for the next flush."""
@@ -61,4 +66,20 @@ class Bookkeeper:
     def stop(self) -> None:
         """Stop the thread after one last flush (tests, and a server shutting down)."""
         self._stop.set()
+        self._wake.set()
         self.flush()
+
+
+def _keep_flushing(bookkeeper: weakref.ref, stop: threading.Event, wake: threading.Event, interval: float) -> None:
+    while not stop.is_set():
+        wake.wait(interval)
+        wake.clear()
+        if not _flush_if_alive(bookkeeper):
+            return
+
+
+def _flush_if_alive(bookkeeper: weakref.ref) -> bool:
+    alive = bookkeeper()
+    if alive is not None:
+        alive.flush()
+    return alive is not None

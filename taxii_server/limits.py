@@ -10,10 +10,11 @@ that floods without end is held to `rate` a minute.
 The TAT lives in the store so the limit holds across workers and hosts; a
 request does not wait for it. Each process admits against its own copy and
 pays its admissions to the store in batches (`reconcile`, from the
-bookkeeping thread at least every second, and at once when a bucket has
+bookkeeping thread at least every second, and straight away when a bucket has
 LOCAL_SLACK unpaid admissions). The store adds every admission it is paid, so
 nothing admitted escapes the sustained rate; what the batching can cost is
-that a bucket gets up to LOCAL_SLACK requests per process past its burst
+that a bucket gets about LOCAL_SLACK requests per process past its burst
+(LOCAL_SLACK, plus what the process admits while that payment is written)
 before every process has heard that it is spent.
 
 (Flask-Limiter and `limits` keep counters in memory, Redis, Memcached or
@@ -43,7 +44,7 @@ class Rate:
     @property
     def interval(self) -> int:
         """Microseconds one request costs."""
-        return MINUTE // self.per_minute
+        return max(1, MINUTE // self.per_minute)
 
     @property
     def tolerance(self) -> int:
@@ -63,9 +64,13 @@ class _Bucket:
 class Limiter:
     """One process's accounting of rate-limited buckets against the store."""
 
-    def __init__(self, store: Store, clock: Callable[[], int] = now_micros, slack: int = LOCAL_SLACK):
-        self._store, self._clock, self._slack = store, clock, slack
+    def __init__(self, store: Store, clock: Callable[[], int] = now_micros, slack: int = LOCAL_SLACK,
+                 pay_soon: Callable[[], None] | None = None):
+        """`pay_soon` asks the bookkeeping thread to pay now; without it, a request
+        that reaches the slack pays itself."""
+        self._store, self._clock, self._slack, self._pay_soon = store, clock, slack, pay_soon
         self._lock = threading.Lock()
+        self._paying = threading.Lock()  # one payment at a time, so each knows what it paid
         self._buckets: dict[str, _Bucket] = {}
         self._rates: dict[str, Rate] = {}
 
@@ -73,7 +78,7 @@ class Limiter:
         """Count a request against `bucket`: None when admitted, else the whole
         seconds until one would be (for Retry-After)."""
         if not self._known(bucket):
-            self.reconcile([bucket])
+            self.learn(bucket)
         now = self._clock()
         with self._lock:
             state = self._buckets.setdefault(bucket, _Bucket())
@@ -86,8 +91,10 @@ class Limiter:
                 state.unpaid_since = now
             state.unpaid += 1
             pay_now = state.unpaid >= self._slack
-        if pay_now:
-            self.reconcile([bucket])
+        if pay_now and self._pay_soon is not None:
+            self._pay_soon()
+        elif pay_now:
+            self.reconcile([bucket], wait=False)
         return None
 
     def _known(self, bucket: str) -> bool:
@@ -95,16 +102,34 @@ class Limiter:
             state = self._buckets.get(bucket)
             return state is not None and state.known
 
-    def reconcile(self, buckets: list[str] | None = None) -> None:
-        """Pay what this process admitted to the store and learn what every other one did."""
+    def learn(self, bucket: str) -> None:
+        """Read the bucket's state from the store, paying nothing: a read, never a commit."""
+        times = self._store.spend_rate({bucket: (0, 0)}, self._clock())
         with self._lock:
-            chosen = list(self._buckets) if buckets is None else buckets
+            state = self._buckets.setdefault(bucket, _Bucket())
+            rate = self._rates.get(bucket)
+            owed = (state.unpaid + state.paying) * rate.interval if rate else 0
+            state.tat, state.known = max(state.tat, times[bucket] + owed), True
+
+    def reconcile(self, buckets: list[str] | None = None, wait: bool = True) -> None:
+        """Pay what this process admitted to the store and learn what every other one did.
+        With `wait=False`, leave it to a payment already under way."""
+        if not self._paying.acquire(blocking=wait):
+            return
+        try:
+            self._pay(buckets)
+        finally:
+            self._paying.release()
+
+    def _pay(self, buckets: list[str] | None) -> None:
+        with self._lock:
             spends = {}
-            for name in chosen:
+            # By default, the buckets this process owes for; it hears of the others' spending when it next pays.
+            owing = [name for name, state in self._buckets.items() if state.unpaid]
+            for name in owing if buckets is None else buckets:
                 state = self._buckets.setdefault(name, _Bucket())
                 rate = self._rates.get(name)
-                cost = state.unpaid * rate.interval if rate else 0
-                spends[name] = (state.unpaid_since if state.unpaid else 0, cost)
+                spends[name] = (state.unpaid_since if state.unpaid else 0, state.unpaid * rate.interval if rate else 0)
                 state.paying, state.unpaid, state.unpaid_since = state.unpaid, 0, 0
         if not spends:
             return
@@ -113,19 +138,20 @@ class Limiter:
             times = self._store.spend_rate(spends, now)
         except Exception:
             with self._lock:  # not paid: owe it again, and try with the next batch
-                for name in spends:
+                for name, (since, _) in spends.items():
                     state = self._buckets[name]
                     state.unpaid += state.paying
-                    state.unpaid_since = state.unpaid_since or spends[name][0] or now
+                    state.unpaid_since = min(filter(None, (state.unpaid_since, since)), default=now)
             raise
         with self._lock:
             for name, tat in times.items():
                 state = self._buckets[name]
                 rate = self._rates.get(name)
                 owed = state.unpaid * rate.interval if rate else 0
-                state.tat, state.known = tat + owed, True
-            # Buckets with nothing owed and a TAT in the past are worth nothing: forget them here too.
-            for name in [n for n, s in self._buckets.items() if s.known and not s.unpaid and s.tat < now]:
+                state.tat, state.known, state.paying = tat + owed, True, 0
+            # A bucket quiet for a minute is worth nothing here: forget it (the store keeps what matters).
+            for name in [n for n, s in self._buckets.items()
+                         if n not in times and s.known and not s.unpaid and s.tat < now - MINUTE]:
                 del self._buckets[name]
 
 

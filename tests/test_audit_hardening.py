@@ -3,6 +3,8 @@ forge a line of it, a write and its record are one, and a busy store answers
 503 instead of 500."""
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+import time
 
 import pytest
 import requests
@@ -67,12 +69,16 @@ def bogus(url: str, path: str, key: str = BOGUS_KEY) -> requests.Response:
 
 def test_failed_authentications_are_limited_per_address_and_counted_not_written_one_row_each(deployment):
     long_path = "/api/" + "x" * 4000 + "/"
+    started = time.monotonic()
     answers = [bogus(deployment.url, long_path) for _ in range(300)]
+    earned_back = (time.monotonic() - started) * FAILURES_PER_MINUTE / 60  # the allowance refills meanwhile
 
     statuses = [answer.status_code for answer in answers]
     assert statuses[:FAILURES_PER_MINUTE] == [401] * FAILURES_PER_MINUTE
-    assert set(statuses[FAILURES_PER_MINUTE:]) == {429}
-    assert all(1 <= int(answer.headers["Retry-After"]) <= 60 for answer in answers[FAILURES_PER_MINUTE:])
+    assert statuses.count(401) <= FAILURES_PER_MINUTE + earned_back + 1
+    assert statuses.count(429) >= 300 - FAILURES_PER_MINUTE - earned_back - 1
+    limited = [answer for answer in answers if answer.status_code == 429]
+    assert all(1 <= int(answer.headers["Retry-After"]) <= 60 for answer in limited)
     failures = deployment.trail(failures_only=True)
     # One row per status and minute (two minutes at most if the burst straddled one), counting all 300.
     assert len(failures) <= 4
@@ -195,6 +201,53 @@ def test_a_write_that_cannot_get_the_store_in_time_answers_503_with_retry_after_
         assert busy.json()["http_status"] == "503"
         assert store.count_versions(COMMUNITY) == 0
         assert regulator.post(f"/collections/{COMMUNITY}/objects/", envelope(indicator(1))).status_code == 202
+    finally:
+        live.stop()
+        store.close()
+
+
+def test_reads_are_served_while_another_connection_holds_the_write_lock(tmp_path, storage_url):
+    """A read commits nothing of its own: its audit record and rate-limit spending wait for the
+    bookkeeping thread, and a key's last use is skipped rather than waited for."""
+    require_sqlite(storage_url, "another connection holds SQLite's write lock")
+    settings = load_settings(write_config(tmp_path, storage=storage_url, rate_limit={"requests_per_minute": 600}),
+                             environ={})
+    store = SQLiteStore(sqlite_path(settings.storage_url), write_wait=0.2)
+    key = issue_key(store, settings.secret, "northtel").raw_key  # never used: its first use would be written
+    live = LiveServer(create_app(settings, store))
+    try:
+        holder = sqlite3.connect(sqlite_path(settings.storage_url), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        answers = [TaxiiSession(live.url, key).get(f"/collections/{COMMUNITY}/objects/") for _ in range(3)]
+        holder.execute("ROLLBACK")
+        assert [answer.status_code for answer in answers] == [200] * 3
+    finally:
+        live.stop()
+        store.close()
+
+
+def test_concurrent_big_writes_get_202_or_503_never_500_and_every_stored_write_has_its_record(tmp_path, storage_url):
+    require_sqlite(storage_url, "mongomock has no lock to be busy on, and stores thousands of objects slowly")
+    settings = load_settings(write_config(tmp_path, storage=storage_url,
+                                          api_root={"path": "api", "title": "t", "max_content_length": 1_000_000}),
+                             environ={})
+    store = SQLiteStore(sqlite_path(settings.storage_url), write_wait=0.05)  # so that some writes meet a busy store
+    writers = [issue_key(store, settings.secret, operator).raw_key for operator in ("regulator", "northtel") * 3]
+    live = LiveServer(create_app(settings, store))
+    per_envelope = 500
+    try:
+        def post(n):
+            objects = [indicator(n * per_envelope + i) for i in range(per_envelope)]
+            return TaxiiSession(live.url, writers[n]).post(f"/collections/{COMMUNITY}/objects/", envelope(*objects))
+        with ThreadPoolExecutor(len(writers)) as pool:
+            answers = list(pool.map(post, range(len(writers))))
+        statuses = [answer.status_code for answer in answers]
+        assert set(statuses) <= {202, 503}, [answer.text[:200] for answer in answers]
+        assert all(int(answer.headers["Retry-After"]) >= 1 for answer in answers if answer.status_code == 503)
+        assert store.count_versions(COMMUNITY) == per_envelope * statuses.count(202)
+        # Read straight from the store: the records of the writes are there without any flush.
+        written = [event for event in store.query_audit() if event.method == "POST" and event.status == 202]
+        assert [event.objects for event in written] == [per_envelope] * statuses.count(202)
     finally:
         live.stop()
         store.close()

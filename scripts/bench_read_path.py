@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""Throughput of the read path under load, against a bare Flask app serving the same bytes.
+
+Loads 1,000 indicators into a fresh SQLite store and serves it with gunicorn
+(2 workers, gthread, 4 threads each), then drives GET objects (one 100-object
+page) with `wrk` (2 threads, 8 connections). A bare Flask app that returns the
+very same response bytes runs under the same gunicorn settings. With
+`--before DIR`, the code in DIR (a checkout of an earlier commit) is measured
+the same way in the same run. Rounds alternate between the servers so that
+load from elsewhere on the machine falls on all of them alike.
+
+The rate limit is on, set high enough that no request is refused: the limiter
+runs on every request as it does in production, and the audit trail records
+every request.
+
+    .venv-test/bin/python scripts/bench_read_path.py [--seconds 10] [--rounds 3] [--before ../main] \
+        [--write docs/benchmarks.md]      # the figures and the profile, as a section of that file
+    .venv-test/bin/python scripts/bench_read_path.py --profile   # where one request's time goes, in process
+
+`--write` replaces the section between the markers below in the file (or appends
+it); `scripts/bench` keeps such sections when it rewrites the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+BEGIN, END = "<!-- bench_read_path: begin -->", "<!-- bench_read_path: end -->"
+TAXII = "application/taxii+json;version=2.1"
+OBJECTS = 1_000
+PAGE = 100
+SORT = os.environ.get("BENCH_PROFILE_SORT", "tottime")
+GUNICORN = ["--workers", "2", "--threads", "4", "--no-control-socket", "--log-level", "warning"]
+
+SETUP = textwrap.dedent("""
+    import sys, uuid
+    from taxii_server.config import load_settings
+    from taxii_server.keys import issue_key
+    from taxii_server.storage import open_store
+    from taxii_server.validation import check_object
+
+    def indicator(n):
+        return {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.UUID(int=n + 1, version=4)}",
+                "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+                "name": f"bench {n}", "pattern": f"[ipv4-addr:value = '10.0.{n >> 8 & 255}.{n & 255}']",
+                "pattern_type": "stix", "valid_from": "2026-01-01T00:00:00Z"}
+
+    settings = load_settings(sys.argv[1], environ={})
+    store = open_store(settings.storage_url)
+    collection = settings.collection("community").id
+    store.add_versions(collection, [check_object(indicator(n)) for n in range(int(sys.argv[2]))])
+    print(collection)
+    print(issue_key(store, settings.secret, "northtel").raw_key)
+""")
+
+BARE_APP = textwrap.dedent("""
+    from pathlib import Path
+    from flask import Flask, Response
+
+    BODY = Path(__file__).with_name("page.json").read_bytes()
+    app = Flask(__name__)
+
+    @app.get("/api/collections/<collection_id>/objects/")
+    def objects(collection_id):
+        return Response(BODY, content_type="application/taxii+json;version=2.1")
+""")
+
+
+class Deployment:
+    """One code base (this checkout or `code`), its own store, served by gunicorn."""
+
+    def __init__(self, name: str, folder: Path, code: Path):
+        self.name, self.folder, self.code = name, folder, code
+        folder.mkdir(parents=True)
+        self.config = folder / "config.yaml"
+        self.config.write_text(yaml.safe_dump({
+            "title": "bench", "storage": "sqlite:///bench.sqlite3", "secret_file": "secret",
+            "collections_dir": str(code / "collections"), "api_root": {"path": "api", "title": "bench"},
+            "paging": {"default_limit": PAGE, "max_limit": 1000},
+            # On, and high enough never to refuse: the limiter's cost is part of what is measured.
+            "rate_limit": {"requests_per_minute": 60_000_000},
+            "operators": [{"id": "regulator", "role": "regulator"}, {"id": "northtel", "role": "licensee"}]}))
+        made = subprocess.run([sys.executable, "-c", SETUP, str(self.config), str(OBJECTS)], env=self.environ(),
+                              capture_output=True, text=True, check=True, cwd=folder)
+        self.collection, self.key = made.stdout.split()
+        self.path = f"/api/collections/{self.collection}/objects/?limit={PAGE}"
+
+    def environ(self) -> dict:
+        environ = {name: value for name, value in os.environ.items() if not name.startswith("TAXII_")}
+        environ["PYTHONPATH"] = str(self.code)
+        environ["TAXII_CONFIG"] = str(self.config)
+        return environ
+
+    def command(self, port: int) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN,
+                "--worker-class", "taxii_server.server.ClientCertificateWorker", "taxii_server.wsgi:app"]
+
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.key}", "Accept": TAXII}
+
+
+class BareFlask:
+    name = "bare Flask"
+
+    def __init__(self, folder: Path, body: bytes, path: str):
+        folder.mkdir(parents=True)
+        (folder / "page.json").write_bytes(body)
+        (folder / "bare.py").write_text(BARE_APP)
+        self.folder, self.path = folder, path
+
+    def environ(self) -> dict:
+        return {**os.environ, "PYTHONPATH": str(self.folder)}
+
+    def command(self, port: int) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN,
+                "--worker-class", "gthread", "bare:app"]
+
+    def headers(self) -> dict:
+        return {"Accept": TAXII}
+
+
+def commit_of(checkout: Path) -> str:
+    found = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return (found.stdout.strip() or "unknown commit") + (" with changes" if dirty else "")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(target) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(target.command(port), env=target.environ(), cwd=getattr(target, "folder", None),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if requests.get(url + target.path, headers=target.headers(), timeout=30).status_code == 200:
+                return process, url
+        except requests.RequestException:  # not listening yet, or a loaded machine slow to answer
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"{target.name} did not start")
+
+
+def run_wrk(target, url: str, seconds: int) -> dict:
+    headers = [arg for name, value in target.headers().items() for arg in ("-H", f"{name}: {value}")]
+    out = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", *headers, url + target.path],
+                         capture_output=True, text=True, check=True).stdout
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if bad:
+        raise SystemExit(f"{target.name}: {bad.group(1)} responses were not 2xx:\n{out}")
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p99_ms": _millis(re.search(r"99%\s+([\d.]+\w+)", out).group(1))}
+
+
+def _millis(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+def measure(args) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="taxii-bench-read-"))
+    processes = []
+    try:
+        targets = [Deployment(f"taxii-server, this checkout ({commit_of(REPO)})", folder / "after", REPO)]
+        if args.before:
+            targets.append(Deployment(f"taxii-server at {commit_of(Path(args.before))} (before)", folder / "before",
+                                      Path(args.before)))
+        process, url = serve(targets[0])
+        body = requests.get(url + targets[0].path, headers=targets[0].headers()).content
+        process.terminate()
+        process.wait()
+        assert body.count(b'"type":"indicator"') == PAGE, body[:200]
+        targets.insert(0, BareFlask(folder / "bare", body, targets[0].path))
+
+        results = {target.name: [] for target in targets}
+        for round_number in range(args.rounds):
+            for target in targets:
+                process, url = serve(target)
+                processes.append(process)
+                run_wrk(target, url, 2)  # warm-up: imports, connections, caches
+                results[target.name].append(run_wrk(target, url, args.seconds))
+                process.terminate()
+                process.wait(timeout=30)
+                print(f"round {round_number + 1} {target.name}: {results[target.name][-1]}", file=sys.stderr)
+        table = report(results, targets[0].name, args)
+        print(table)
+        if args.write:
+            write_section(Path(args.write), table, grouped_profile(2000))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def report(results: dict, bare: str, args) -> str:
+    lines = [f"GET objects, one {PAGE}-object page of {OBJECTS} stored; gunicorn 2 workers x 4 threads (gthread); "
+             f"wrk 2 threads, 8 connections, {args.seconds} s x {args.rounds} rounds, alternating; "
+             f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at the end.", "",
+             "| server | requests/s (median) | p99 latency ms (median) | x bare Flask | every round, requests/s |",
+             "|---|---:|---:|---:|---|"]
+    bare_rps = statistics.median(r["rps"] for r in results[bare])
+    for name, runs in results.items():
+        rps = statistics.median(r["rps"] for r in runs)
+        p99 = statistics.median(r["p99_ms"] for r in runs)
+        every = ", ".join(f"{r['rps']:.0f}" for r in runs)
+        lines.append(f"| {name} | {rps:.0f} | {p99:.1f} | {rps / bare_rps:.2f} | {every} |")
+    this = statistics.median(r["rps"] for r in list(results.values())[1]) / bare_rps
+    lines += ["", f"Target >= 0.6x the bare app: {this:.2f}x, {'held' if this >= 0.6 else 'not held'}."]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, table: str, profile_table: str) -> None:
+    section = "\n".join([
+        BEGIN, "", "## Read path: a 100-object page against a bare Flask app", "",
+        f"Written by `scripts/bench_read_path.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+        "Target: >= 0.6x the bare app's throughput.", "", table, "",
+        "Where one request's time goes (the application in process, Flask's test client, cProfile own time "
+        "grouped by where it is spent):", "", profile_table, "", END])
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+    print(f"wrote the read-path section of {path}", file=sys.stderr)
+
+
+def _profiled(requests_count: int) -> tuple[pstats.Stats, float]:
+    """cProfile over `requests_count` GET objects through Flask's test client, and the
+    unprofiled milliseconds per request of the same loop."""
+    sys.path.insert(0, str(REPO))
+    folder = Path(tempfile.mkdtemp(prefix="taxii-bench-profile-"))
+    try:
+        target = Deployment("profile", folder / "store", REPO)
+        from taxii_server.app import create_app
+        from taxii_server.config import load_settings
+
+        app = create_app(load_settings(target.config, environ={}))
+        client = app.test_client()
+        for _ in range(200):
+            client.get(target.path, headers=target.headers())
+        started = time.perf_counter()
+        for _ in range(requests_count):
+            client.get(target.path, headers=target.headers())
+        per_request = (time.perf_counter() - started) / requests_count * 1000
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(requests_count):
+            assert client.get(target.path, headers=target.headers()).status_code == 200
+        profiler.disable()
+        app.extensions["taxii"].bookkeeper.stop()
+        return pstats.Stats(profiler), per_request
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# Where own time is spent, by the function's file (first match wins).
+AREAS = [
+    ("SQLite: executing the page and key queries, fetching rows", ("sqlite3.",)),
+    ("taxii_server: storage (building the page's records)", ("taxii_server/storage",)),
+    ("taxii_server: authentication, rate limit, audit record", ("taxii_server/auth", "taxii_server/keys",
+                                                               "taxii_server/limits", "taxii_server/audit",
+                                                               "taxii_server/bookkeeping", "taxii_server/app")),
+    ("taxii_server: filters, cursor, response", ("taxii_server/",)),
+    ("hashing: HMAC of the key and of the next token", ("hmac", "_hashlib")),
+    ("Werkzeug and Flask: request, routing, response, context", ("werkzeug", "flask", "blinker")),
+    ("Flask's test client itself (not in production)", ("werkzeug/test.py", "flask/testing.py")),
+]
+
+
+def _area(filename: str, function: str) -> str:
+    where = f"{filename}:{function}"
+    if "werkzeug/test.py" in where or "flask/testing.py" in where:
+        return AREAS[-1][0]
+    for name, needles in AREAS:
+        if any(needle in where for needle in needles):
+            return name
+    return "other (Python's standard library and builtins)"
+
+
+def grouped_profile(requests_count: int) -> str:
+    return grouped_table(*_profiled(requests_count))
+
+
+def grouped_table(stats: pstats.Stats, per_request: float) -> str:
+    totals: dict[str, float] = {}
+    for (filename, _, function), (_, _, own, _, _) in stats.stats.items():
+        area = _area(filename, function)
+        totals[area] = totals.get(area, 0.0) + own
+    whole = sum(totals.values())
+    lines = [f"{per_request:.2f} ms per request unprofiled, in process.", "",
+             "| where | share of the time |", "|---|---:|"]
+    lines += [f"| {area} | {share / whole:.0%} |" for area, share in sorted(totals.items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines)
+
+
+def profile(requests_count: int) -> None:
+    """Where one request's time goes: the application in this process, under Flask's test client."""
+    stats, per_request = _profiled(requests_count)
+    print(f"{requests_count} GET objects ({PAGE}-object page) through Flask's test client, "
+          f"{per_request:.2f} ms each unprofiled; by {SORT}:")
+    stats.sort_stats(SORT).print_stats(int(os.environ.get("BENCH_PROFILE_LINES", "18")))
+    print(grouped_table(stats, per_request))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before", help="A checkout of earlier code to measure side by side (e.g. /work/main).")
+    parser.add_argument("--profile", action="store_true", help="Profile the read path in process instead.")
+    parser.add_argument("--write", help="Write the figures and a grouped profile as a section of this file.")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None and not args.profile:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    profile(3000) if args.profile else measure(args)
+
+
+if __name__ == "__main__":
+    main()
