@@ -60,9 +60,18 @@ class TaxiiServerProcess:
         self.url = ""
 
     def start(self) -> None:
-        port = free_port()
+        # Another program on this shared machine may take the port between free_port() and
+        # gunicorn's bind; its answers would then pass for ours. Only our own "Listening at" counts.
+        for _ in range(3):
+            if self._start_on(free_port()):
+                return
+            self.kill()
+        pytest.fail(f"taxii-server serve never listened on its own port:\n{self.log_path.read_text()}")
+
+    def _start_on(self, port: int) -> bool:
         self.url = f"http://127.0.0.1:{port}"
         environ = {name: value for name, value in os.environ.items() if name not in OVERRIDES}
+        logged_before = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [str(EXECUTABLE), "serve", "--config", str(self.config_path), "--port", str(port),
@@ -70,6 +79,9 @@ class TaxiiServerProcess:
                 stdout=log, stderr=subprocess.STDOUT, env={**environ, **self.extra_environ},
                 start_new_session=True)
         self._wait_until_answering()
+        with open(self.log_path, "rb") as log:
+            log.seek(logged_before)
+            return f"Listening at: {self.url} (".encode() in log.read()
 
     def kill(self) -> None:
         """SIGKILL to the whole group: no worker gets to finish a request or a transaction."""

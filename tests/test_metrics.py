@@ -6,17 +6,19 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from backends import require_sqlite
 from conftest import COMMUNITY, REPO, LiveServer, TaxiiSession, envelope, free_port, indicator, write_config
 from taxii_server.app import create_app
 from taxii_server.config import ConfigError, load_settings
 from taxii_server.keys import issue_key
-from taxii_server.storage import open_store
+from taxii_server.storage import open_store, sqlite_path
 from test_crash_safety import TaxiiServerProcess
 
 pytestmark = pytest.mark.every_backend
@@ -216,3 +218,14 @@ def test_an_unusable_scrape_token_stops_the_server_from_starting(tmp_path, conte
     config = write_config(tmp_path, metrics={"scrape_token_file": "metrics.token"})
     with pytest.raises(ConfigError, match=message):
         load_settings(config, environ={})
+
+
+def test_a_store_that_cannot_answer_leaves_out_its_gauges_not_the_request_counts(server, settings, store):
+    require_sqlite(settings.storage_url, "breaks the database file under the running server")
+    requests.get(server.url + "/healthz")
+    with sqlite3.connect(sqlite_path(settings.storage_url)) as db:
+        db.execute("ALTER TABLE objects RENAME TO objects_gone")
+    samples = scrape(server.url + "/metrics")
+    assert not [name for name, _ in samples if name.startswith("taxii_store_")]
+    assert ("taxii_rate_limited_total", ()) in samples
+    assert samples.value("taxii_http_requests_total", endpoint="health.live", method="GET", status="200") >= 1

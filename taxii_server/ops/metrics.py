@@ -16,6 +16,7 @@ store when scraped.
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import time
 
@@ -27,6 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from ..errors import TaxiiError, not_found
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+log = logging.getLogger(__name__)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # From a health probe (a millisecond) to a 10 MB POST validated object by object.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -147,12 +149,19 @@ class StoreSize:
         self._store, self._collections = store, collections
 
     def collect(self):
+        # A store that cannot answer must not take the request counts down with it: those are
+        # the figures wanted most then. /readyz says the store is unavailable; the log says why.
+        try:
+            counts = [(c.alias or c.id, self._store.count_versions(c.id)) for c in self._collections]
+            size = self._store.size_bytes()
+        except Exception:
+            log.warning("metrics: the store did not report its size", exc_info=True)
+            return
         versions = GaugeMetricFamily("taxii_store_object_versions", "Object versions held, by collection.",
                                      labels=["collection"])
-        for collection in self._collections:
-            versions.add_metric([collection.alias or collection.id], self._store.count_versions(collection.id))
+        for label, count in counts:
+            versions.add_metric([label], count)
         yield versions
-        size = self._store.size_bytes()
         if size is not None:
             yield GaugeMetricFamily("taxii_store_size_bytes", "Bytes the store occupies, data and indexes.",
                                     value=size)

@@ -258,7 +258,11 @@ class MongoStore(Store):
     def size_bytes(self) -> int | None:
         if not self._transactions:  # mongomock, in the test suite, has no dbStats
             return None
-        stats = self._db().command("dbStats")
+        try:
+            stats = self._db().command("dbStats")
+        except PyMongoError as exc:  # e.g. a role without the dbStats action (docs/operations.md)
+            log.debug("no store size: %s", exc)
+            return None
         return int(stats.get("storageSize", 0) + stats.get("indexSize", 0))
 
     # -- objects -----------------------------------------------------------------
