@@ -29,7 +29,7 @@ blueprint = Blueprint("portal", __name__, template_folder="templates", static_fo
                       static_url_path="/static")
 
 OPEN_ENDPOINTS = frozenset({"portal.sign_in", "portal.static"})
-NEWS_SHOWN, NEWS_COUNTED, NEWS_CARDS = 5, 20, 6
+NEWS_SHOWN, NEWS_COUNTED, NEWS_CARDS, NEWS_COUNTS = 5, 20, 6, 40
 DOWNLOAD_LIMIT, DOWNLOAD_SCAN_BUDGET = 1_000, 10_000
 MAX_VERSIONS_SHOWN, MAX_RELATED = 100, 50
 COMMON_TYPES = ("report", "indicator", "malware", "vulnerability", "attack-pattern", "threat-actor", "campaign",
@@ -152,22 +152,33 @@ def sign_out():
 
 @blueprint.get("/")
 def home():
-    """Per readable collection, how many objects are new since this key's last visit: the first
-    collections with news as cards showing their newest objects, the others as counts."""
+    """Per readable collection, what is new since this key's last visit: the first collections
+    with news as cards showing their newest objects, the next ones with a count, any further
+    ones by name; one look at every collection's clock finds which have news at all."""
     since = g.portal_session.previous_visit
-    cards, counts, quiet = [], [], []
-    for collection in rights.readable_collections(_settings(), _operator()):
-        records = _store().recent_versions(collection.id, limit=NEWS_COUNTED + 1, since=since)
+    collections = rights.readable_collections(_settings(), _operator())
+    last_added = _store().last_added([c.id for c in collections])
+    cards, counts, more, quiet = [], [], [], []
+    for collection in collections:
+        if last_added.get(collection.id, 0) <= (since or 0):
+            quiet.append(collection)
+            continue
+        if len(cards) + len(counts) >= NEWS_CARDS + NEWS_COUNTS:
+            more.append(collection)
+            continue
+        # Only a card shows objects: the others need a count, not the bodies.
+        records = _store().recent_versions(collection.id, limit=NEWS_COUNTED + 1, since=since,
+                                           with_body=len(cards) < NEWS_CARDS)
         entry = {"collection": collection, "count": min(len(records), NEWS_COUNTED),
                  "capped": len(records) > NEWS_COUNTED}
-        if not records:
-            quiet.append(entry)
+        if not records:  # its newest objects were deleted since
+            quiet.append(collection)
         elif len(cards) < NEWS_CARDS:
             entry["shown"] = [(record, orjson.loads(record.body)) for record in records[:NEWS_SHOWN]]
             cards.append(entry)
         else:
             counts.append(entry)
-    return render_template("home.html", cards=cards, counts=counts, quiet=quiet, since=since)
+    return render_template("home.html", cards=cards, counts=counts, more=more, quiet=quiet, since=since)
 
 
 @blueprint.get("/collections/<collection_ref>/")
