@@ -8,7 +8,7 @@ import datetime as dt
 from urllib.parse import urlsplit
 
 import orjson
-from flask import (Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for)
+from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, HTTPException
 
@@ -105,6 +105,19 @@ def _settings():
 
 def _operator():
     return g.principal.operator
+
+
+def _all_private() -> dict:
+    """Each licensee's private collections (rights.py), worked out once per application:
+    the settings they follow from do not change while it runs."""
+    cache = current_app.extensions["portal"]
+    if "private" not in cache:
+        cache["private"] = rights.private_collections_by_licensee(_settings())
+    return cache["private"]
+
+
+def _private_collections() -> list:
+    return _all_private().get(_operator().id, [])
 
 
 # -- signing in and out ----------------------------------------------------------------------------------------
@@ -280,7 +293,7 @@ def _acknowledgeable(collection, obj: dict) -> bool:
     operator = _operator()
     if operator.role != "licensee" or obj.get("type") in ("opinion", "note"):
         return False
-    if not rights.private_collections(_settings(), operator):
+    if not _private_collections():
         return False
     sent_to_them = collection not in rights.writable_collections(_settings(), operator)
     return sent_to_them or obj.get("type") == "report"
@@ -294,7 +307,7 @@ def acknowledge(collection_ref: str, object_id: str):
     latest = _latest(collection.id, object_id)
     if not _acknowledgeable(collection, orjson.loads(latest.body)):
         abort(403, "Only a licensee acknowledges what it was sent.")
-    [destination] = rights.private_collections(_settings(), _operator())[:1]
+    [destination] = _private_collections()[:1]
     opinion = authoring.acknowledgement(object_id, _operator().name)
     if _store_and_report([opinion], destination):
         flash(f"Acknowledged: an opinion “agree” is stored in {destination.title}.")
@@ -319,7 +332,7 @@ def report_finding():
     destinations = rights.writable_collections(_settings(), _operator())
     if _operator().role != "licensee" or not destinations:
         abort(403, "Reporting a finding is for licensees.")
-    private = rights.private_collections(_settings(), _operator())
+    private = _private_collections()
     ordered = private + [c for c in destinations if c not in private]
     form = IndicatorsForm()
     form.destination.choices = choices((c.id, c.title) for c in ordered)
@@ -356,7 +369,7 @@ def publish():
     form.destination.choices = choices(
         [(c.id, f"Everyone: {c.title}") for c in rights.broadcast_destinations(_settings(), operator)]
         + [(c.id, f"Only {licensee.name}: {c.title}")
-           for licensee, c in rights.directed_destinations(_settings(), operator)])
+           for licensee, c in rights.directed_destinations(_settings(), operator, _all_private())])
     return _indicators_page(form, "Publish an advisory", advisory=True)
 
 
