@@ -214,3 +214,17 @@ def test_pages_count_against_the_keys_requests_a_minute(settings, store, keys):
         assert int(pages[-1].headers["Retry-After"]) > 0 and "Too many requests" in pages[-1].text
     finally:
         live.stop()
+
+
+def test_home_counts_what_was_added_since_the_keys_last_visit(server, keys, regulator):
+    assert regulator.post(f"/collections/{ADVISORIES}/objects/", envelope(indicator(1), indicator(2))).status_code == 202
+    first = sign_in(server.url, "northtel", keys["northtel"])
+    home = first.http.get(f"{server.url}/portal/").text
+    assert "Your first visit" in home and "2 newest" in home
+    time.sleep(0.01)
+    assert regulator.post("/collections/community/objects/", envelope(indicator(3))).status_code == 202
+    second = sign_in(server.url, "northtel", keys["northtel"])
+    home = second.http.get(f"{server.url}/portal/").text
+    assert "Since your last visit" in home and "1 new" in home and indicator(3)["name"] in home
+    quiet = home[home.index('id="quiet"'):]
+    assert "Regulator advisories" in quiet and "Community sharing" not in quiet

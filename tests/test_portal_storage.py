@@ -43,6 +43,18 @@ def test_recent_versions_walk_the_latest_versions_newest_first_between_bounds(ba
     assert [r.date_added for r in backend.recent_versions(collection, limit=10, since=dates[2])] == dates[:2]
     assert backend.recent_versions(collection, limit=10, before=dates[3], since=dates[4]) == []
     assert backend.recent_versions(str(uuid.uuid4()), limit=10) == []
+    without_bodies = backend.recent_versions(collection, limit=10, with_body=False)
+    assert [r.body for r in without_bodies] == [None] * 5
+    assert [(r.object_id, r.date_added) for r in without_bodies] == [(r.object_id, r.date_added) for r in newest]
+
+
+def test_last_added_is_each_collections_latest_date_added(backend):
+    first, second, empty = (str(uuid.uuid4()) for _ in range(3))
+    backend.add_versions(first, [checked(indicator(1))])
+    backend.add_versions(second, [checked(indicator(2)), checked(indicator(3))])
+    latest = {cid: backend.recent_versions(cid, limit=1)[0].date_added for cid in (first, second)}
+    assert backend.last_added([first, second, empty]) == latest
+    assert backend.last_added([]) == {}
 
 
 def test_a_portal_session_reads_back_is_touched_ended_once_and_gives_the_last_visit(backend):

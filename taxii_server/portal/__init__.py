@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from flask import Flask, request
+from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
@@ -41,4 +41,5 @@ def register(app: Flask) -> None:
     )
     app.session_interface = _FormTokenCookie()
     csrf.init_app(app)
+    app.extensions["portal"] = {}  # what the pages work out once from the settings (views.py)
     app.register_blueprint(blueprint, url_prefix="/portal")

@@ -39,18 +39,8 @@ def writable_collection(settings: Settings, operator: Operator, id_or_alias: str
     return collection
 
 
-def readers_among_licensees(settings: Settings, collection: Collection) -> list[Operator]:
-    return [op for op in settings.operators.values() if op.role == "licensee" and access(op, collection).can_read]
-
-
 def read_by_everyone(settings: Settings, collection: Collection) -> bool:
     return all(access(op, collection).can_read for op in settings.operators.values())
-
-
-def private_collections(settings: Settings, licensee: Operator) -> list[Collection]:
-    """Collections the licensee writes and no other licensee reads: where its reports and acknowledgements go."""
-    return [c for c in writable_collections(settings, licensee)
-            if [op.id for op in readers_among_licensees(settings, c)] == [licensee.id]]
 
 
 def broadcast_destinations(settings: Settings, operator: Operator) -> list[Collection]:
@@ -58,8 +48,21 @@ def broadcast_destinations(settings: Settings, operator: Operator) -> list[Colle
     return [c for c in writable_collections(settings, operator) if read_by_everyone(settings, c)]
 
 
-def directed_destinations(settings: Settings, operator: Operator) -> list[tuple[Operator, Collection]]:
-    """For a directed alert: each licensee's private collection that the operator writes."""
-    return [(licensee, c) for licensee in settings.operators.values() if licensee.role == "licensee"
-            and licensee.id != operator.id for c in private_collections(settings, licensee)
-            if access(operator, c).can_write]
+def private_collections_by_licensee(settings: Settings) -> dict[str, list[Collection]]:
+    """Each licensee's private collections: those it writes and no other licensee reads,
+    where its reports and acknowledgements go and the regulator's directed alerts to it.
+    One pass over collections x licensees; callers keep the result while the settings hold."""
+    licensees = [op for op in settings.operators.values() if op.role == "licensee"]
+    private: dict[str, list[Collection]] = {}
+    for collection in settings.collections:
+        readers = [op for op in licensees if access(op, collection).can_read]
+        if len(readers) == 1 and access(readers[0], collection).can_write:
+            private.setdefault(readers[0].id, []).append(collection)
+    return private
+
+
+def directed_destinations(settings: Settings, operator: Operator,
+                          private: dict[str, list[Collection]]) -> list[tuple[Operator, Collection]]:
+    """For a directed alert: each other licensee's private collection that the operator writes."""
+    return [(settings.operators[licensee_id], collection) for licensee_id, collections in private.items()
+            if licensee_id != operator.id for collection in collections if access(operator, collection).can_write]

@@ -8,7 +8,7 @@ import datetime as dt
 from urllib.parse import urlsplit
 
 import orjson
-from flask import (Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for)
+from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, HTTPException
 
@@ -29,7 +29,7 @@ blueprint = Blueprint("portal", __name__, template_folder="templates", static_fo
                       static_url_path="/static")
 
 OPEN_ENDPOINTS = frozenset({"portal.sign_in", "portal.static"})
-NEWS_SHOWN, NEWS_COUNTED, NEWS_CARDS = 5, 20, 6
+NEWS_SHOWN, NEWS_COUNTED, NEWS_CARDS, NEWS_COUNTS = 5, 20, 6, 40
 DOWNLOAD_LIMIT, DOWNLOAD_SCAN_BUDGET = 1_000, 10_000
 MAX_VERSIONS_SHOWN, MAX_RELATED = 100, 50
 COMMON_TYPES = ("report", "indicator", "malware", "vulnerability", "attack-pattern", "threat-actor", "campaign",
@@ -107,6 +107,19 @@ def _operator():
     return g.principal.operator
 
 
+def _all_private() -> dict:
+    """Each licensee's private collections (rights.py), worked out once per application:
+    the settings they follow from do not change while it runs."""
+    cache = current_app.extensions["portal"]
+    if "private" not in cache:
+        cache["private"] = rights.private_collections_by_licensee(_settings())
+    return cache["private"]
+
+
+def _private_collections() -> list:
+    return _all_private().get(_operator().id, [])
+
+
 # -- signing in and out ----------------------------------------------------------------------------------------
 
 @blueprint.route("/sign-in", methods=["GET", "POST"])
@@ -153,22 +166,33 @@ def sign_out():
 
 @blueprint.get("/")
 def home():
-    """Per readable collection, how many objects are new since this key's last visit: the first
-    collections with news as cards showing their newest objects, the others as counts."""
+    """Per readable collection, what is new since this key's last visit: the first collections
+    with news as cards showing their newest objects, the next ones with a count, any further
+    ones by name; one look at every collection's clock finds which have news at all."""
     since = g.portal_session.previous_visit
-    cards, counts, quiet = [], [], []
-    for collection in rights.readable_collections(_settings(), _operator()):
-        records = _store().recent_versions(collection.id, limit=NEWS_COUNTED + 1, since=since)
+    collections = rights.readable_collections(_settings(), _operator())
+    last_added = _store().last_added([c.id for c in collections])
+    cards, counts, more, quiet = [], [], [], []
+    for collection in collections:
+        if last_added.get(collection.id, 0) <= (since or 0):
+            quiet.append(collection)
+            continue
+        if len(cards) + len(counts) >= NEWS_CARDS + NEWS_COUNTS:
+            more.append(collection)
+            continue
+        # Only a card shows objects: the others need a count, not the bodies.
+        records = _store().recent_versions(collection.id, limit=NEWS_COUNTED + 1, since=since,
+                                           with_body=len(cards) < NEWS_CARDS)
         entry = {"collection": collection, "count": min(len(records), NEWS_COUNTED),
                  "capped": len(records) > NEWS_COUNTED}
-        if not records:
-            quiet.append(entry)
+        if not records:  # its newest objects were deleted since
+            quiet.append(collection)
         elif len(cards) < NEWS_CARDS:
             entry["shown"] = [(record, orjson.loads(record.body)) for record in records[:NEWS_SHOWN]]
             cards.append(entry)
         else:
             counts.append(entry)
-    return render_template("home.html", cards=cards, counts=counts, quiet=quiet, since=since)
+    return render_template("home.html", cards=cards, counts=counts, more=more, quiet=quiet, since=since)
 
 
 @blueprint.get("/collections/<collection_ref>/")
@@ -270,7 +294,7 @@ def _acknowledgeable(collection, obj: dict) -> bool:
     operator = _operator()
     if operator.role != "licensee" or obj.get("type") in ("opinion", "note"):
         return False
-    if not rights.private_collections(_settings(), operator):
+    if not _private_collections():
         return False
     sent_to_them = collection not in rights.writable_collections(_settings(), operator)
     return sent_to_them or obj.get("type") == "report"
@@ -284,7 +308,7 @@ def acknowledge(collection_ref: str, object_id: str):
     latest = _latest(collection.id, object_id)
     if not _acknowledgeable(collection, orjson.loads(latest.body)):
         abort(403, "Only a licensee acknowledges what it was sent.")
-    [destination] = rights.private_collections(_settings(), _operator())[:1]
+    [destination] = _private_collections()[:1]
     opinion = authoring.acknowledgement(object_id, _operator().name)
     if _store_and_report([opinion], destination):
         flash(f"Acknowledged: an opinion “agree” is stored in {destination.title}.")
@@ -309,7 +333,7 @@ def report_finding():
     destinations = rights.writable_collections(_settings(), _operator())
     if _operator().role != "licensee" or not destinations:
         abort(403, "Reporting a finding is for licensees.")
-    private = rights.private_collections(_settings(), _operator())
+    private = _private_collections()
     ordered = private + [c for c in destinations if c not in private]
     form = IndicatorsForm()
     form.destination.choices = choices((c.id, c.title) for c in ordered)
@@ -346,7 +370,7 @@ def publish():
     form.destination.choices = choices(
         [(c.id, f"Everyone: {c.title}") for c in rights.broadcast_destinations(_settings(), operator)]
         + [(c.id, f"Only {licensee.name}: {c.title}")
-           for licensee, c in rights.directed_destinations(_settings(), operator)])
+           for licensee, c in rights.directed_destinations(_settings(), operator, _all_private())])
     return _indicators_page(form, "Publish an advisory", advisory=True)
 
 

@@ -399,9 +399,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def recent_versions(self, collection_id: str, limit: int, before: int | None = None,
-                        since: int | None = None) -> list[StoredVersion]:
-        """Up to `limit` latest versions, newest `date_added` first, with bodies:
-        those added strictly between `since` and `before` (either may be None)."""
+                        since: int | None = None, with_body: bool = True) -> list[StoredVersion]:
+        """Up to `limit` latest versions, newest `date_added` first: those added
+        strictly between `since` and `before` (either may be None)."""
+
+    @abc.abstractmethod
+    def last_added(self, collection_ids: list[str]) -> dict[str, int]:
+        """The latest `date_added` each collection has given, for those that have
+        stored anything (deleting objects does not move it back)."""
 
     # -- status resources ----------------------------------------------------
     @abc.abstractmethod

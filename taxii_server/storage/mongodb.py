@@ -345,7 +345,7 @@ class MongoStore(Store):
                  .hint("by_id").sort("version_key", ASCENDING))
         return [_version_record(doc) for doc in found]
     def recent_versions(self, collection_id: str, limit: int, before: int | None = None,
-                        since: int | None = None) -> list[StoredVersion]:
+                        since: int | None = None, with_body: bool = True) -> list[StoredVersion]:
         added: dict[str, int] = {}
         if before is not None:
             added["$lt"] = before
@@ -354,10 +354,17 @@ class MongoStore(Store):
         match: dict[str, Any] = {"collection_id": collection_id, "is_last": True}
         if added:
             match["date_added"] = added
-        projection = {"_id": 0, "object_id": 1, "type": 1, "version": 1, "spec_version": 1, "date_added": 1, "body": 1}
+        projection = {"_id": 0, "object_id": 1, "type": 1, "version": 1, "spec_version": 1, "date_added": 1}
+        if with_body:
+            projection["body"] = 1
         found = (self._db().objects.find(match, projection).hint("last_by_date")
                  .sort("date_added", DESCENDING).limit(limit))
         return [_stored_version(doc) for doc in found]
+
+    def last_added(self, collection_ids: list[str]) -> dict[str, int]:
+        clocks = self._db().collection_clocks.find(
+            {"_id": {"$in": list(collection_ids)}, "last_date_added": {"$exists": True}}, {"last_date_added": 1})
+        return {doc["_id"]: doc["last_date_added"] for doc in clocks}
 
     def object_exists(self, collection_id: str, object_id: str) -> bool:
         found = self._db().objects.find({"collection_id": collection_id, "object_id": object_id},

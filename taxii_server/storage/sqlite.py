@@ -373,14 +373,23 @@ class SQLiteStore(Store):
         return [_version_record(row) for row in rows]
 
     def recent_versions(self, collection_id: str, limit: int, before: int | None = None,
-                        since: int | None = None) -> list[StoredVersion]:
+                        since: int | None = None, with_body: bool = True) -> list[StoredVersion]:
         # The partial index of latest versions, walked backwards from `before`.
         rows = self._connection().execute(
-            f"SELECT {_COLUMNS}, body FROM objects INDEXED BY objects_last_by_date"
+            f"SELECT {_COLUMNS}{', body' if with_body else ''} FROM objects INDEXED BY objects_last_by_date"
             " WHERE collection_id = ? AND is_last = 1 AND date_added < ? AND date_added > ?"
             " ORDER BY date_added DESC LIMIT ?",
             (collection_id, _NEVER if before is None else before, -1 if since is None else since, limit)).fetchall()
         return [StoredVersion(*row) for row in rows]
+
+    def last_added(self, collection_ids: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(collection_ids), _IDS_PER_SELECT):
+            chunk = collection_ids[start:start + _IDS_PER_SELECT]
+            found.update(self._connection().execute(
+                f"SELECT collection_id, last_date_added FROM collection_clock WHERE collection_id IN ({_marks(chunk)})",
+                chunk).fetchall())
+        return found
 
     def object_exists(self, collection_id: str, object_id: str) -> bool:
         row = self._connection().execute(
