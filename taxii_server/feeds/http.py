@@ -23,10 +23,10 @@ from ..app import app_services
 from ..config import Collection
 from ..errors import not_found
 from ..policy import access, reads_feed_report
-from .formats import CHECKSUM_SUFFIX, LISTS, Heading, checksum, render
+from .formats import CHECKSUM_SUFFIX, LISTS, Heading, checksum, render_csv, render_values
 from .index import FeedIndex
 from .report import feed_report, summarize
-from .selection import parse_filters, select_entries
+from .selection import parse_filters, select_entries, select_values
 
 blueprint = Blueprint("feeds", __name__, url_prefix="/feeds")
 _CONTENT_TYPES = {"iocs.csv": "text/csv; charset=utf-8"}
@@ -75,9 +75,15 @@ def feed(collection_ref: str, list_name: str):
                "Cache-Control": "private, no-cache"}
     if _not_modified(tag, as_of, now):
         return Response(status=304, headers=headers)
-    entries = select_entries(store, collection.id, LISTS[name], filters, now)
+    heading = Heading(name, collection.title, collection.id, as_of, filters.describe(), filters.comments)
+    if name == "iocs.csv":
+        entries = select_entries(store, collection.id, LISTS[name], filters, now)
+        body = render_csv(heading, entries)
+    else:
+        (kind,) = LISTS[name]
+        entries = select_values(store, collection.id, kind, filters, now)
+        body = render_values(heading, entries)
     audit.note_objects(len(entries))
-    body = render(Heading(name, collection.title, collection.id, as_of, filters.describe(), filters.comments), entries)
     if list_name != name:
         body = checksum(body)
     if gzipped:
