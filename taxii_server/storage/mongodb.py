@@ -94,7 +94,7 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
         ("until", [("collection_id", ASCENDING), ("kind", ASCENDING), ("valid_until", ASCENDING)], {}),
         ("from", [("collection_id", ASCENDING), ("kind", ASCENDING), ("valid_from", ASCENDING)], {}),
         ("by_indicator", [("collection_id", ASCENDING), ("indicator_id", ASCENDING)], {}),
-        ("held", [("collection_id", ASCENDING), ("held", ASCENDING), ("valid_until", ASCENDING)], {}),
+        ("expiry", [("collection_id", ASCENDING), ("valid_until", ASCENDING)], {}),
     ],
 }
 

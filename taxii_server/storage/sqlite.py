@@ -158,7 +158,8 @@ CREATE INDEX IF NOT EXISTS feed_entries_ranked
 CREATE INDEX IF NOT EXISTS feed_entries_until ON feed_entries (collection_id, kind, valid_until);
 CREATE INDEX IF NOT EXISTS feed_entries_from ON feed_entries (collection_id, kind, valid_from);
 CREATE INDEX IF NOT EXISTS feed_entries_by_indicator ON feed_entries (collection_id, indicator_id);
-CREATE INDEX IF NOT EXISTS feed_entries_held ON feed_entries (collection_id, valid_until) WHERE held IS NOT NULL;
+-- What has expired, across kinds: purged when entries next change; and the report's held entries.
+CREATE INDEX IF NOT EXISTS feed_entries_expiry ON feed_entries (collection_id, valid_until);
 """
 
 _COLUMNS = "object_id, type, version, spec_version, date_added"
@@ -521,7 +522,7 @@ class SQLiteStore(Store):
 
     def feed_exclusions(self, collection_id: str, now: int, limit: int) -> tuple[list[FeedEntry], list[FeedIndicator]]:
         db = self._connection()
-        held = db.execute(f"SELECT {_FEED_ENTRY_COLUMNS} FROM feed_entries INDEXED BY feed_entries_held"
+        held = db.execute(f"SELECT {_FEED_ENTRY_COLUMNS} FROM feed_entries INDEXED BY feed_entries_expiry"
                           " WHERE collection_id = ? AND held IS NOT NULL AND valid_until > ? ORDER BY valid_until LIMIT ?",
                           (collection_id, now, limit)).fetchall()
         left_out = db.execute("SELECT indicator_id, version_key, valid_until, left_out FROM feed_indicators"
