@@ -14,11 +14,15 @@ with HTTP Basic as a firewall sends it, measures:
 - the time to a 304 (If-None-Match with the ETag just served);
 - after 1,000 new indicators are stored, the first request (it reads only those).
 
+With --store-304 it instead times, in this process and without HTTP, the store calls
+a 304 makes, at each size.
+
 The same feed from collections of different sizes, side by side in one run, shows
 whether the cost follows the feed or the collection.
 
     .venv-test/bin/python scripts/bench_feeds.py                       # 200,000 and 1,000,000 objects
     .venv-test/bin/python scripts/bench_feeds.py --sizes 20000,100000 --feed 15000   # a quick look
+    .venv-test/bin/python scripts/bench_feeds.py --store-304 --sizes 100000,600000 --feed 20000
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from taxii_server.config import load_settings  # noqa: E402
 from taxii_server.feeds.index import FeedIndex  # noqa: E402
+from taxii_server.feeds.safety import SafetyRules  # noqa: E402
 from taxii_server.keys import issue_key  # noqa: E402
 from taxii_server.storage import open_store  # noqa: E402
 from taxii_server.storage.base import NewVersion  # noqa: E402
@@ -200,6 +205,24 @@ def measure(size: int, feed: int, requests_n: int, conditional_n: int, folder: P
         store.close()
 
 
+def measure_store_304(size: int, feed: int, folder: Path, repeats: int = 2000) -> dict:
+    """In this process, no HTTP: the store calls a 304 makes (a refresh with nothing new, the latest
+    start or end of validity), timed `repeats` times on a collection of `size` objects."""
+    folder.mkdir(parents=True)
+    store = open_store(f"sqlite:///{folder / 'taxii.sqlite3'}")
+    try:
+        load(store, "collection", spread(size, feed))
+        index = FeedIndex(store, SafetyRules.build())
+        index.refresh("collection")
+        samples = [timed(lambda: (index.refresh("collection"),
+                                  store.feed_last_boundary("collection", "ipv4", index.now()))) for _ in range(repeats)]
+    finally:
+        store.close()
+    samples.sort()
+    return {"objects": size, "feed_entries": feed, "median_us": round(statistics.median(samples) * 1e6, 1),
+            "p95_us": round(samples[int(repeats * 0.95)] * 1e6, 1)}
+
+
 def markdown(results: list[dict], command: str) -> str:
     rows = [
         ("objects in the collection", "objects", "{:,}"), ("entries in ipv4.txt", "feed_entries", "{:,}"),
@@ -239,9 +262,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20, help="full responses timed per case")
     parser.add_argument("--conditional", type=int, default=200, help="304 responses timed")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--store-304", action="store_true",
+                        help="only time, in this process, the store calls of a 304 at each size")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     check_prebuilt_objects()
+    if args.store_304:
+        with tempfile.TemporaryDirectory(prefix="bench-feeds-") as scratch:
+            for size in sizes:
+                print(json.dumps(measure_store_304(size, args.feed, Path(scratch) / str(size))), flush=True)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-feeds-") as scratch:
         results = [measure(size, args.feed, args.requests, args.conditional, Path(scratch) / str(size))
                    for size in sizes]
