@@ -55,9 +55,9 @@ def report():
     return Response(orjson.dumps(body), content_type="application/json")
 
 
-@blueprint.get("/<collection_ref>/<list_name>")
-def feed(collection_ref: str, list_name: str):
-    collection = _readable(collection_ref)
+@blueprint.get("/<collection_id>/<list_name>")
+def feed(collection_id: str, list_name: str):
+    collection = _readable(collection_id)
     name = list_name.removesuffix(CHECKSUM_SUFFIX)
     if name not in LISTS:
         raise not_found(f"No such list. Lists: {', '.join(sorted(LISTS))}, each also with {CHECKSUM_SUFFIX}.")
