@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Benchmark of the firewall feeds: a large ipv4.txt from collections of different sizes.
 
-For each collection size it loads that many indicators into the advisories
+For each collection size it loads that many objects into the advisories
 collection of a fresh SQLite deployment (directly through the Store interface,
-as scripts/bench does), of which `--feed` have a plain IPv4 pattern spread evenly
-through the collection and the rest plain domain, URL and SHA-256 patterns (other
-feeds). It then builds the feed entries once (what `taxii-server feeds refresh`
+as scripts/bench does): `--feed` indicators with a plain IPv4 pattern spread
+evenly through the collection; of the rest, one in three an indicator with a plain
+domain, URL or SHA-256 pattern (other feeds), the others notes about indicators. It then builds the feed entries once (what `taxii-server feeds refresh`
 does), starts `taxii-server serve` on loopback and, from this process over HTTP
 with HTTP Basic as a firewall sends it, measures:
 
@@ -14,11 +14,15 @@ with HTTP Basic as a firewall sends it, measures:
 - the time to a 304 (If-None-Match with the ETag just served);
 - after 1,000 new indicators are stored, the first request (it reads only those).
 
+With --store-304 it instead times, in this process and without HTTP, the store calls
+a 304 makes, at each size.
+
 The same feed from collections of different sizes, side by side in one run, shows
 whether the cost follows the feed or the collection.
 
     .venv-test/bin/python scripts/bench_feeds.py                       # 200,000 and 1,000,000 objects
     .venv-test/bin/python scripts/bench_feeds.py --sizes 20000,100000 --feed 15000   # a quick look
+    .venv-test/bin/python scripts/bench_feeds.py --store-304 --sizes 100000,600000 --feed 20000
 """
 
 from __future__ import annotations
@@ -44,10 +48,12 @@ sys.path.insert(0, str(REPO))
 
 from taxii_server.config import load_settings  # noqa: E402
 from taxii_server.feeds.index import FeedIndex  # noqa: E402
+from taxii_server.feeds.safety import SafetyRules  # noqa: E402
 from taxii_server.keys import issue_key  # noqa: E402
 from taxii_server.storage import open_store  # noqa: E402
 from taxii_server.storage.base import NewVersion  # noqa: E402
 from taxii_server.timestamps import parse_timestamp  # noqa: E402
+from taxii_server.validation import check_object  # noqa: E402
 
 STAMP = "2026-01-01T00:00:00.000Z"
 LOAD_BATCH = 20_000
@@ -57,13 +63,18 @@ def log(message: str) -> None:
     print(f"[bench_feeds {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def indicator(n: int, ipv4: bool) -> dict:
-    """Indicator n: a plain IPv4 pattern (public addresses from 11.0.0.0 on), or one of three other plain kinds."""
+def stix_object(n: int, ipv4: bool) -> dict:
+    """Object n: an indicator with a plain IPv4 pattern (public addresses from 11.0.0.0 on); else, one time
+    in three, an indicator of another feed (domain, URL, SHA-256), and otherwise a note about an indicator."""
+    if not ipv4 and n % 3:
+        return {"type": "note", "spec_version": "2.1", "id": f"note--00000000-0000-4000-8000-{n:012x}",
+                "created": STAMP, "modified": STAMP, "content": f"Seen again at a licensee ({n}).",
+                "object_refs": [f"indicator--00000000-0000-4000-8000-{n - 1:012x}"]}
     if ipv4:
         pattern = f"[ipv4-addr:value = '{11 + (n >> 16)}.{n >> 8 & 255}.{n & 255}.{(n * 7) & 255}']"
     else:
         pattern = (f"[domain-name:value = 'login-{n}.bench.zz']", f"[url:value = 'http://dl-{n}.bench.zz/x.bin']",
-                   f"[file:hashes.'SHA-256' = '{n:064x}']")[n % 3]
+                   f"[file:hashes.'SHA-256' = '{n:064x}']")[n % 9 // 3]
     return {"type": "indicator", "spec_version": "2.1", "id": f"indicator--00000000-0000-4000-8000-{n:012x}",
             "created": STAMP, "modified": STAMP, "name": f"benchmark indicator {n}",
             "indicator_types": ["malicious-activity"], "confidence": n % 101, "pattern": pattern,
@@ -72,8 +83,16 @@ def indicator(n: int, ipv4: bool) -> dict:
 
 def new_version(item: dict) -> NewVersion:
     body = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
-    return NewVersion(object_id=item["id"], type="indicator", version=STAMP, version_key=parse_timestamp(STAMP),
+    return NewVersion(object_id=item["id"], type=item["type"], version=STAMP, version_key=parse_timestamp(STAMP),
                       spec_version="2.1", content_hash=hashlib.sha256(body).digest(), body=body)
+
+
+def check_prebuilt_objects() -> None:
+    """The fast loader must store exactly what POST would: compare a sample of every shape with validation."""
+    for n, ipv4 in [(0, True), *((n, False) for n in range(1, 10))]:
+        item = stix_object(n, ipv4)
+        if check_object(item) != new_version(item):
+            raise SystemExit(f"pre-built object {n} differs from what check_object stores")
 
 
 def spread(total: int, feed: int):
@@ -85,7 +104,7 @@ def spread(total: int, feed: int):
 def load(store, collection_id: str, items) -> None:
     batch = []
     for n, ipv4 in items:
-        batch.append(new_version(indicator(n, ipv4)))
+        batch.append(new_version(stix_object(n, ipv4)))
         if len(batch) == LOAD_BATCH:
             store.add_versions(collection_id, batch)
             batch = []
@@ -144,6 +163,7 @@ def measure(size: int, feed: int, requests_n: int, conditional_n: int, folder: P
         full = http.get(url)
         lines = [line for line in full.text.splitlines() if not line.startswith("#")]
         assert full.status_code == 200 and len(lines) == feed, (full.status_code, len(lines))
+        assert len(set(lines)) == feed
         etag = full.headers["ETag"]
 
         def get(**kwargs):
@@ -167,7 +187,7 @@ def measure(size: int, feed: int, requests_n: int, conditional_n: int, folder: P
             response = http.get(url, headers={"If-None-Match": etag})
             not_modified.append(time.perf_counter() - started)
             assert response.status_code == 304, response.status_code
-        load(store, collection_id, ((n, True) for n in range(10_000_000, 10_001_000)))
+        load(store, collection_id, ((n, True) for n in range(10_000_000, 10_001_000)))  # 1,000 new IPv4 indicators
         after_new = timed(get)
         return {
             "objects": size, "feed_entries": feed, "bytes": len(full.content), "gzip_bytes": gzip_bytes,
@@ -183,6 +203,24 @@ def measure(size: int, feed: int, requests_n: int, conditional_n: int, folder: P
         server.terminate()
         server.wait(timeout=30)
         store.close()
+
+
+def measure_store_304(size: int, feed: int, folder: Path, repeats: int = 2000) -> dict:
+    """In this process, no HTTP: the store calls a 304 makes (a refresh with nothing new, the latest
+    start or end of validity), timed `repeats` times on a collection of `size` objects."""
+    folder.mkdir(parents=True)
+    store = open_store(f"sqlite:///{folder / 'taxii.sqlite3'}")
+    try:
+        load(store, "collection", spread(size, feed))
+        index = FeedIndex(store, SafetyRules.build())
+        index.refresh("collection")
+        samples = [timed(lambda: (index.refresh("collection"),
+                                  store.feed_last_boundary("collection", "ipv4", index.now()))) for _ in range(repeats)]
+    finally:
+        store.close()
+    samples.sort()
+    return {"objects": size, "feed_entries": feed, "median_us": round(statistics.median(samples) * 1e6, 1),
+            "p95_us": round(samples[int(repeats * 0.95)] * 1e6, 1)}
 
 
 def markdown(results: list[dict], command: str) -> str:
@@ -224,8 +262,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20, help="full responses timed per case")
     parser.add_argument("--conditional", type=int, default=200, help="304 responses timed")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--store-304", action="store_true",
+                        help="only time, in this process, the store calls of a 304 at each size")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
+    check_prebuilt_objects()
+    if args.store_304:
+        with tempfile.TemporaryDirectory(prefix="bench-feeds-") as scratch:
+            for size in sizes:
+                print(json.dumps(measure_store_304(size, args.feed, Path(scratch) / str(size))), flush=True)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-feeds-") as scratch:
         results = [measure(size, args.feed, args.requests, args.conditional, Path(scratch) / str(size))
                    for size in sizes]

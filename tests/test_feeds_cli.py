@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from conftest import COMMUNITY, indicator
+from conftest import COMMUNITY, indicator, write_config
 from taxii_server.cli import main
 from taxii_server.storage.base import FeedState
 from taxii_server.validation import check_object
@@ -44,3 +44,10 @@ def test_report_says_what_was_held_back_and_left_out_and_why(config_path, store)
     text = run(config_path, "feeds", "report")
     assert text.exit_code == 0 and "overlaps the allowlisted network 10.0.0.0/8" in text.output
     assert run(config_path, "feeds", "report", "--collection", "nowhere").exit_code != 0
+
+
+def test_a_bad_allowlist_entry_stops_check_naming_it(tmp_path):
+    config_path = write_config(tmp_path, feeds={"allowlist": {"networks": ["10.0.0.0/33"]}})
+    result = run(config_path, "check")
+    assert result.exit_code != 0
+    assert "feeds/allowlist" in result.output and "10.0.0.0/33" in result.output

@@ -45,13 +45,21 @@ class Heading:
     comments: bool = True
 
 
-def render(heading: Heading, entries: list[FeedEntry]) -> bytes:
-    if heading.list_name == "iocs.csv":
-        return _csv(heading, entries)
+def render_values(heading: Heading, values: list[str]) -> bytes:
+    """A one-value-a-line list, or the RPZ zone of the domains in `values`."""
     if heading.list_name == "rpz.zone":
-        return _rpz(heading, entries)
-    lines = _comments(heading, len(entries), "#") + [entry.value for entry in entries]
-    return _text(lines)
+        return _rpz(heading, values)
+    return _text(_comments(heading, len(values), "#") + values)
+
+
+def render_csv(heading: Heading, entries: list[FeedEntry]) -> bytes:
+    """Check Point's CSV: `#` comments and the column header, then one row an entry."""
+    out = io.StringIO()
+    for line in _comments(heading, len(entries), "#") + (["# " + ",".join(CSV_COLUMNS)] if heading.comments else []):
+        out.write(line + "\n")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerows(_check_point_row(entry) for entry in entries)
+    return out.getvalue().encode()
 
 
 def checksum(body: bytes) -> bytes:
@@ -70,15 +78,6 @@ def _comments(heading: Heading, count: int, mark: str) -> list[str]:
 
 def _text(lines: Iterable[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
-
-
-def _csv(heading: Heading, entries: list[FeedEntry]) -> bytes:
-    out = io.StringIO()
-    for line in _comments(heading, len(entries), "#") + (["# " + ",".join(CSV_COLUMNS)] if heading.comments else []):
-        out.write(line + "\n")
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerows(_check_point_row(entry) for entry in entries)
-    return out.getvalue().encode()
 
 
 def _check_point_row(entry: FeedEntry) -> tuple[str, ...]:
@@ -106,14 +105,14 @@ def _severity(indicator_types: str) -> str:
     return "low" if types == {"benign"} else "medium"
 
 
-def _rpz(heading: Heading, entries: list[FeedEntry]) -> bytes:
+def _rpz(heading: Heading, domains: list[str]) -> bytes:
     serial = (heading.as_of // 1_000_000) % 2 ** 32
-    lines = _comments(heading, len(entries), ";") + [
+    lines = _comments(heading, len(domains), ";") + [
         f"$TTL {RPZ_TTL}",
         f"@ IN SOA localhost. hostmaster.localhost. ({serial} 3600 600 604800 {RPZ_TTL})",
         "@ IN NS localhost.",
     ]
     # NXDOMAIN for the name and every name under it (RPZ: CNAME to the root).
-    for entry in entries:
-        lines += [f"{entry.value} CNAME .", f"*.{entry.value} CNAME ."]
+    for domain in domains:
+        lines += [f"{domain} CNAME .", f"*.{domain} CNAME ."]
     return _text(lines)

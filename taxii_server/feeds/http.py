@@ -15,7 +15,7 @@ import hashlib
 from datetime import timezone
 
 import orjson
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.http import http_date
 
 from .. import audit
@@ -23,10 +23,10 @@ from ..app import app_services
 from ..config import Collection
 from ..errors import not_found
 from ..policy import access, reads_feed_report
-from .formats import CHECKSUM_SUFFIX, LISTS, Heading, checksum, render
+from .formats import CHECKSUM_SUFFIX, LISTS, Heading, checksum, render_csv, render_values
 from .index import FeedIndex
 from .report import feed_report, summarize
-from .selection import parse_filters, select_entries
+from .selection import FeedFilters, parse_filters, select_entries, select_values
 
 blueprint = Blueprint("feeds", __name__, url_prefix="/feeds")
 _CONTENT_TYPES = {"iocs.csv": "text/csv; charset=utf-8"}
@@ -41,7 +41,6 @@ def _start_index(state) -> None:
 
 
 def feed_index() -> FeedIndex:
-    from flask import current_app
     return current_app.extensions["feeds"]
 
 
@@ -56,17 +55,17 @@ def report():
     return Response(orjson.dumps(body), content_type="application/json")
 
 
-@blueprint.get("/<collection_ref>/<list_name>")
-def feed(collection_ref: str, list_name: str):
-    collection = _readable(collection_ref)
+@blueprint.get("/<collection_id>/<list_name>")
+def feed(collection_id: str, list_name: str):
+    collection = _readable(collection_id)
     name = list_name.removesuffix(CHECKSUM_SUFFIX)
     if name not in LISTS:
         raise not_found(f"No such list. Lists: {', '.join(sorted(LISTS))}, each also with {CHECKSUM_SUFFIX}.")
     filters = parse_filters(request.args)
-    index, store = feed_index(), app_services().store
+    index = feed_index()
     state = index.refresh(collection.id)
     now = index.now()
-    boundary = max(store.feed_last_boundary(collection.id, kind, now) for kind in LISTS[name])
+    boundary = max(index.store.feed_last_boundary(collection.id, kind, now) for kind in LISTS[name])
     as_of = max(state.changed_at, boundary)
     gzipped = request.accept_encodings.quality("gzip") > 0
     tag = _etag([collection.id, collection.title, list_name, filters.describe(), str(filters.comments),
@@ -75,14 +74,27 @@ def feed(collection_ref: str, list_name: str):
                "Cache-Control": "private, no-cache"}
     if _not_modified(tag, as_of, now):
         return Response(status=304, headers=headers)
-    entries = select_entries(store, collection.id, LISTS[name], filters, now)
-    audit.note_objects(len(entries))
-    body = render(Heading(name, collection.title, collection.id, as_of, filters.describe(), filters.comments), entries)
+    body = _list_body(index, collection, name, filters, as_of, now)
     if list_name != name:
         body = checksum(body)
     if gzipped:
         body, headers["Content-Encoding"] = gzip.compress(body, compresslevel=5, mtime=0), "gzip"
     return Response(body, headers=headers, content_type=_CONTENT_TYPES.get(list_name, _PLAIN))
+
+
+def _list_body(index: FeedIndex, collection: Collection, name: str, filters: FeedFilters, as_of: int,
+               now: int) -> bytes:
+    """The list as served: its entries, selected and written in the list's format."""
+    heading = Heading(name, collection.title, collection.id, as_of, filters.describe(), filters.comments)
+    if name == "iocs.csv":
+        entries = select_entries(index.store, collection.id, LISTS[name], filters, now)
+        body = render_csv(heading, entries)
+    else:
+        (kind,) = LISTS[name]
+        entries = select_values(index.store, collection.id, kind, filters, now)
+        body = render_values(heading, entries)
+    audit.note_objects(len(entries))
+    return body
 
 
 def _readable(collection_ref: str) -> Collection:

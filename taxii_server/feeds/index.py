@@ -122,7 +122,7 @@ def feed_indicator(record: StoredVersion, rules: SafetyRules) -> FeedIndicator:
                   valid_from=_timestamp(body.get("valid_from"), 0), valid_until=valid_until,
                   confidence=body.get("confidence", -1), tlp=_tlp(body.get("object_marking_refs") or ()),
                   indicator_types=",".join(body.get("indicator_types") or ()),
-                  name=" ".join(str(body.get("name", "")).split())[:_NAME_LENGTH])
+                  name=_one_line(str(body.get("name", ""))))
     entries: dict[tuple[str, str], FeedEntry] = {}
     for plain in values:
         checked = _checked(plain.kind, plain.value, rules)
@@ -136,6 +136,11 @@ def _checked(kind: str, value: str, rules: SafetyRules) -> Checked:
         return check(kind, value, rules)
     except InvalidValue as why:
         return Checked(value[:_NAME_LENGTH], f"invalid: {why}")
+
+
+def _one_line(text: str) -> str:
+    """The indicator's name as a CSV comment: printable characters on one line, of bounded length."""
+    return "".join(ch for ch in " ".join(text.split()) if ch.isprintable())[:_NAME_LENGTH]
 
 
 def _tlp(marking_refs) -> int:

@@ -71,22 +71,34 @@ def select_entries(store: Store, collection_id: str, kinds: tuple[str, ...], fil
     """The active entries, each value once (its best-ranked indicator), best first, at most `limit`."""
     streams = [store.feed_entries(collection_id, kind, now, filters.min_confidence, filters.max_tlp) for kind in kinds]
     ranked = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_rank)
-    chosen: list[FeedEntry] = []
-    seen: set[tuple[str, str]] = set()
     try:
-        for entry in ranked:
-            if filters.types and filters.types.isdisjoint(entry.indicator_types.split(",")):
-                continue
-            key = (entry.kind, entry.value)
-            if key in seen:
-                continue
-            seen.add(key)
-            chosen.append(entry)
-            if filters.limit is not None and len(chosen) >= filters.limit:
-                break
+        return _first_distinct(((entry, (entry.kind, entry.value), entry.indicator_types) for entry in ranked),
+                               filters)
     finally:
         for stream in streams:
             stream.close()
+
+
+def select_values(store: Store, collection_id: str, kind: str, filters: FeedFilters, now: int) -> list[str]:
+    """The same for a one-value-a-line list: the values alone, read without a record per entry."""
+    stream = store.feed_values(collection_id, kind, now, filters.min_confidence, filters.max_tlp)
+    try:
+        return _first_distinct(((value, value, types) for value, types in stream), filters)
+    finally:
+        stream.close()
+
+
+def _first_distinct(ranked, filters: FeedFilters) -> list:
+    """Items in order, each key once, that pass the types filter; at most `limit` of them."""
+    chosen: list = []
+    seen: set = set()
+    for item, key, indicator_types in ranked:
+        if key in seen or (filters.types and filters.types.isdisjoint(indicator_types.split(","))):
+            continue
+        seen.add(key)
+        chosen.append(item)
+        if filters.limit is not None and len(chosen) >= filters.limit:
+            break
     return chosen
 
 

@@ -640,6 +640,12 @@ class Store(abc.ABC):
         the cost follows the entries read, never the collection's size."""
 
     @abc.abstractmethod
+    def feed_values(self, collection_id: str, kind: str, now: int, min_confidence: int | None = None,
+                    max_tlp: int | None = None) -> Iterator[tuple[str, str]]:
+        """(value, indicator_types) of the same entries in the same order as `feed_entries`: all that a
+        one-value-a-line list needs, without building a record per entry."""
+
+    @abc.abstractmethod
     def feed_last_boundary(self, collection_id: str, kind: str, now: int) -> int:
         """The latest moment at or before `now` at which an entry of `kind` became valid or
         expired (0 when none): the list can only have changed by itself then."""

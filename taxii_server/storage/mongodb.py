@@ -115,7 +115,7 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
         ("until", [("collection_id", ASCENDING), ("kind", ASCENDING), ("valid_until", ASCENDING)], {}),
         ("from", [("collection_id", ASCENDING), ("kind", ASCENDING), ("valid_from", ASCENDING)], {}),
         ("by_indicator", [("collection_id", ASCENDING), ("indicator_id", ASCENDING)], {}),
-        ("held", [("collection_id", ASCENDING), ("held", ASCENDING), ("valid_until", ASCENDING)], {}),
+        ("expiry", [("collection_id", ASCENDING), ("valid_until", ASCENDING)], {}),
     ],
 }
 
@@ -734,18 +734,32 @@ class MongoStore(Store):
 
     def feed_entries(self, collection_id: str, kind: str, now: int, min_confidence: int | None = None,
                      max_tlp: int | None = None) -> Iterator[FeedEntry]:
+        found = self._ranked_feed({"_id": 0, "collection_id": 0}, collection_id, kind, now, min_confidence, max_tlp)
+        try:
+            yield from (FeedEntry(**doc) for doc in found)
+        finally:
+            found.close()
+
+    def feed_values(self, collection_id: str, kind: str, now: int, min_confidence: int | None = None,
+                    max_tlp: int | None = None) -> Iterator[tuple[str, str]]:
+        found = self._ranked_feed({"_id": 0, "value": 1, "indicator_types": 1}, collection_id, kind, now,
+                                  min_confidence, max_tlp)
+        try:
+            yield from ((doc["value"], doc["indicator_types"]) for doc in found)
+        finally:
+            found.close()
+
+    def _ranked_feed(self, projection: dict, collection_id: str, kind: str, now: int, min_confidence: int | None,
+                     max_tlp: int | None):
+        """The cursor over a feed's publishable entries active at `now`, in the order served."""
         match: dict[str, Any] = {"collection_id": collection_id, "kind": kind, "held": None,
                                  "valid_from": {"$lte": now}, "valid_until": {"$gt": now}}
         if min_confidence is not None:
             match["confidence"] = {"$gte": min_confidence}
         if max_tlp is not None:
             match["tlp"] = {"$lte": max_tlp}
-        found = (self._db().feed_entries.find(match, {"_id": 0, "collection_id": 0}).hint("ranked")
-                 .sort([("confidence", DESCENDING), ("date_added", DESCENDING)]).batch_size(5000))
-        try:
-            yield from (FeedEntry(**doc) for doc in found)
-        finally:
-            found.close()
+        return (self._db().feed_entries.find(match, projection).hint("ranked")
+                .sort([("confidence", DESCENDING), ("date_added", DESCENDING)]).batch_size(5000))
 
     def feed_last_boundary(self, collection_id: str, kind: str, now: int) -> int:
         entries, latest = self._db().feed_entries, 0

@@ -205,7 +205,8 @@ CREATE INDEX IF NOT EXISTS feed_entries_ranked
 CREATE INDEX IF NOT EXISTS feed_entries_until ON feed_entries (collection_id, kind, valid_until);
 CREATE INDEX IF NOT EXISTS feed_entries_from ON feed_entries (collection_id, kind, valid_from);
 CREATE INDEX IF NOT EXISTS feed_entries_by_indicator ON feed_entries (collection_id, indicator_id);
-CREATE INDEX IF NOT EXISTS feed_entries_held ON feed_entries (collection_id, valid_until) WHERE held IS NOT NULL;
+-- What has expired, across kinds: purged when entries next change; and the report's held entries.
+CREATE INDEX IF NOT EXISTS feed_entries_expiry ON feed_entries (collection_id, valid_until);
 """
 
 log = logging.getLogger(__name__)
@@ -791,6 +792,17 @@ class SQLiteStore(Store):
 
     def feed_entries(self, collection_id: str, kind: str, now: int, min_confidence: int | None = None,
                      max_tlp: int | None = None) -> Iterator[FeedEntry]:
+        for rows in self._ranked_feed(_FEED_ENTRY_COLUMNS, collection_id, kind, now, min_confidence, max_tlp):
+            yield from map(FeedEntry._make, rows)
+
+    def feed_values(self, collection_id: str, kind: str, now: int, min_confidence: int | None = None,
+                    max_tlp: int | None = None) -> Iterator[tuple[str, str]]:
+        for rows in self._ranked_feed("value, indicator_types", collection_id, kind, now, min_confidence, max_tlp):
+            yield from rows
+
+    def _ranked_feed(self, columns: str, collection_id: str, kind: str, now: int, min_confidence: int | None,
+                     max_tlp: int | None) -> Iterator[list[tuple]]:
+        """Batches of rows of a feed in the order served, read from the covering index alone."""
         clauses, params = ["collection_id = ?", "kind = ?", "held IS NULL", "valid_from <= ?", "valid_until > ?"], \
             [collection_id, kind, now, now]
         for clause, bound in (("confidence >= ?", min_confidence), ("tlp <= ?", max_tlp)):
@@ -798,11 +810,11 @@ class SQLiteStore(Store):
                 clauses.append(clause)
                 params.append(bound)
         cursor = self._connection().execute(
-            f"SELECT {_FEED_ENTRY_COLUMNS} FROM feed_entries INDEXED BY feed_entries_ranked"
+            f"SELECT {columns} FROM feed_entries INDEXED BY feed_entries_ranked"
             f" WHERE {' AND '.join(clauses)} ORDER BY confidence DESC, date_added DESC", params)
         try:
-            while rows := cursor.fetchmany(2000):
-                yield from map(FeedEntry._make, rows)
+            while rows := cursor.fetchmany(5000):
+                yield rows
         finally:
             cursor.close()
 
@@ -815,7 +827,7 @@ class SQLiteStore(Store):
 
     def feed_exclusions(self, collection_id: str, now: int, limit: int) -> tuple[list[FeedEntry], list[FeedIndicator]]:
         db = self._connection()
-        held = db.execute(f"SELECT {_FEED_ENTRY_COLUMNS} FROM feed_entries INDEXED BY feed_entries_held"
+        held = db.execute(f"SELECT {_FEED_ENTRY_COLUMNS} FROM feed_entries INDEXED BY feed_entries_expiry"
                           " WHERE collection_id = ? AND held IS NOT NULL AND valid_until > ? ORDER BY valid_until LIMIT ?",
                           (collection_id, now, limit)).fetchall()
         left_out = db.execute("SELECT indicator_id, version_key, valid_until, left_out FROM feed_indicators"
