@@ -19,25 +19,15 @@ from collections.abc import Callable
 
 import orjson
 
+from ..sharing.tlp import LEVEL_OF_MARKING
 from ..storage.base import (FOREVER, FeedEntry, FeedIndicator, FeedState, ObjectQuery, Store, StoredVersion,
                             VersionFilter)
 from ..timestamps import TimestampError, now_micros, parse_timestamp
 from .patterns import NotPlain, plain_values
 from .safety import Checked, InvalidValue, SafetyRules, check
 
-# TLP 2.0 and TLP 1.0 marking definitions, by rank: 0 is unmarked.
+# The TLP levels a feed entry carries, by rank (sharing/tlp.py's, one up): 0 is unmarked.
 TLP_LEVELS = ("unmarked", "clear", "green", "amber", "amber+strict", "red")
-TLP_MARKINGS = {
-    "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487": 1,  # TLP 2.0 CLEAR
-    "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb": 2,  # TLP 2.0 GREEN
-    "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421": 3,  # TLP 2.0 AMBER
-    "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003": 4,  # TLP 2.0 AMBER+STRICT
-    "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1": 5,  # TLP 2.0 RED
-    "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9": 1,  # TLP 1.0 WHITE
-    "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da": 2,  # TLP 1.0 GREEN
-    "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82": 3,  # TLP 1.0 AMBER
-    "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed": 5,  # TLP 1.0 RED
-}
 READ_BATCH = 2000
 _NAME_LENGTH = 200
 
@@ -144,7 +134,8 @@ def _one_line(text: str) -> str:
 
 
 def _tlp(marking_refs) -> int:
-    return max((TLP_MARKINGS.get(ref, 0) for ref in marking_refs), default=0)
+    """0 when unmarked, else 1 (CLEAR) to 5 (RED): the sharing rules' levels, one up."""
+    return max((LEVEL_OF_MARKING[ref] + 1 for ref in marking_refs if ref in LEVEL_OF_MARKING), default=0)
 
 
 def _timestamp(text, default: int) -> int:
