@@ -85,18 +85,21 @@ def test_objects_left_when_the_validation_time_is_spent_are_refused_to_be_sent_a
 
 def test_one_operator_validates_one_post_at_a_time_while_others_are_served(northtel, southwave):
     heavy = envelope(*indicators(50, SLOW_PATTERN))
-    first: dict = {}
-    posting = threading.Thread(target=lambda: first.update(answer=northtel.post(OBJECTS, heavy)))
-    posting.start()
-    refusals, others_served = [], []
-    try:
-        while posting.is_alive() and not (refusals and others_served):
-            second = northtel.post(OBJECTS, envelope(indicator(99)))
-            if second.status_code == 429:
-                refusals.append(second)
-                others_served.append(southwave.get(OBJECTS).status_code)
-    finally:
-        posting.join()
+    for _ in range(5):  # a round in which a probe happens to take the slot first proves nothing: again
+        first: dict = {}
+        posting = threading.Thread(target=lambda: first.update(answer=northtel.post(OBJECTS, heavy)))
+        posting.start()
+        refusals, others_served = [], []
+        try:
+            while posting.is_alive() and not refusals:
+                probe = northtel.post(OBJECTS, envelope(indicator(99)))
+                if probe.status_code == 429:
+                    refusals.append(probe)
+                    others_served.append(southwave.get(OBJECTS).status_code)
+        finally:
+            posting.join()
+        if first["answer"].status_code == 202 and refusals:
+            break
     assert first["answer"].status_code == 202
     assert refusals, "the second POST of the same operator was never refused while the first was validated"
     assert refusals[0].headers["Retry-After"] == "1"
