@@ -64,6 +64,9 @@ class ReadsHeadsInTheEventLoop:
                 conn.handshaken = False
         if conn.parser is not None:
             conn.head += conn.parser.unreader.take_buffered()
+            if getattr(conn, "handshaken", False) and conn.sock.pending():
+                # Decrypted already, so the socket will not turn readable for these bytes.
+                conn.head += conn.sock.recv(conn.sock.pending())
         if self._head_complete(conn):
             super().enqueue_req(conn)
             return
