@@ -66,11 +66,12 @@ def add_objects(collection_id: str):
     received = now_micros()
     services = app_services()
     limits = services.settings.work
-    items = objects_from_body(_read_body())
-    too_many = envelope_size_problem(len(items), limits)
-    if too_many:
-        raise too_many
+    # The slot is taken before the body is read: a refused POST costs no reading or parsing.
     with one_post_at_a_time(caller().operator.id):
+        items = objects_from_body(_read_body())
+        too_many = envelope_size_problem(len(items), limits)
+        if too_many:
+            raise too_many
         checked = check_objects(items, limits)
         del items  # the parsed request is no longer needed; only the checked versions are
         report = StatusReport(received, caller().operator.id, checked)
