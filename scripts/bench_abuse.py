@@ -292,6 +292,23 @@ def render_section(results: dict, arguments: str) -> str:
              f"| {'held' if worst_max <= TARGET_MAX_MS and not errors else 'MISSED'} |",
              f"| worker peak RSS during such a POST <= {TARGET_RSS_MIB} MiB | {worst_rss:.0f} MiB | "
              f"{'held' if worst_rss <= TARGET_RSS_MIB else 'MISSED'} |", "",
+             "Why these targets. Before the limits, four POSTs of twelve indicators with 3,000-term patterns "
+             "took about 80 s each and another operator's `GET /api/` waited 79.6 s; a 10 MB envelope of "
+             "476,624 objects made a 575 MB worker. A SOC tool polls every few minutes and its HTTP client "
+             "waits tens of seconds before it gives up, so a wait of a few seconds costs it nothing, while a "
+             f"person at a TIP notices a second: p99 at most {TARGET_P99_MS:,} ms and no wait over "
+             f"{TARGET_MAX_MS // 1000} s, on a 2-CPU machine, with the attacker posting from "
+             f"{results['attackers']} connections at once and no rate limit. Most of what remains of the wait is "
+             "the attacker's write: every request writes its audit record, and waits for the transaction "
+             "storing up to 10,000 objects (10 MB) to commit. Memory: the largest body (10 MiB) is held as "
+             "bytes, then as parsed objects, then as stored bodies and a status of up to 10,000 details; "
+             f"{TARGET_RSS_MIB} MiB a worker lets a 4 GiB host run the 8 workers a 4-core host wants (README, "
+             "Multi-host deployment) with room to spare.", "",
+             "Attacks: `cpu`, 10 MB of indicators whose patterns have the most operators allowed (read by "
+             "stix2-patterns' parser, past the fast path), so every POST uses its whole validation time; "
+             "`memory`, 10,000 valid custom objects filling 10 MB, all stored. The victim, the regulator, "
+             "sends `GET /api/` and a 10-object page of `GET objects` in turn, one at a time. Peak RSS is "
+             "each worker's VmHWM, reset before each phase.", "",
              "| set-up | phase | victim requests | median ms | p99 ms | max ms | worker peak RSS MiB | "
              "attacker's answers |", "|---|---|---:|---:|---:|---:|---|---|"]
     for setup, measured in results["setups"].items():

@@ -84,26 +84,31 @@ def test_objects_left_when_the_validation_time_is_spent_are_refused_to_be_sent_a
 
 
 def test_one_operator_validates_one_post_at_a_time_while_others_are_served(northtel, southwave):
-    heavy = envelope(*indicators(50, SLOW_PATTERN))
-    for _ in range(5):  # a round in which a probe happens to take the slot first proves nothing: again
-        first: dict = {}
-        posting = threading.Thread(target=lambda: first.update(answer=northtel.post(OBJECTS, heavy)))
-        posting.start()
+    """Two heavy POSTs of one operator at once: both are stored, one after the
+    other; a third meanwhile is refused with 429; another operator is served."""
+    heavy = [envelope(*indicators(50, SLOW_PATTERN, first=100 * n)) for n in (1, 2)]
+    for _ in range(5):  # a round in which a probe happens to be let in proves nothing: again
+        answers: dict = {}
+        posting = [threading.Thread(target=lambda n=n: answers.update({n: northtel.post(OBJECTS, heavy[n])}))
+                   for n in (0, 1)]
+        for thread in posting:
+            thread.start()
         refusals, others_served = [], []
         try:
-            while posting.is_alive() and not refusals:
+            while any(thread.is_alive() for thread in posting) and not refusals:
                 probe = northtel.post(OBJECTS, envelope(indicator(99)))
                 if probe.status_code == 429:
                     refusals.append(probe)
                     others_served.append(southwave.get(OBJECTS).status_code)
         finally:
-            posting.join()
-        if first["answer"].status_code == 202 and refusals:
+            for thread in posting:
+                thread.join()
+        if refusals and all(answer.status_code == 202 for answer in answers.values()):
             break
-    assert first["answer"].status_code == 202
-    assert refusals, "the second POST of the same operator was never refused while the first was validated"
+    assert [answers[n].status_code for n in (0, 1)] == [202, 202]
+    assert refusals, "a third POST of the same operator was never refused while two were held"
     assert refusals[0].headers["Retry-After"] == "1"
-    assert "Another request of yours is being validated" in refusals[0].json()["description"]
+    assert "2 requests of yours are being validated or waiting their turn" in refusals[0].json()["description"]
     assert others_served == [200]
     assert northtel.post(OBJECTS, envelope(indicator(99))).status_code == 202
 
