@@ -55,7 +55,8 @@ def pattern_problem(item: dict, limits: WorkLimits) -> str | None:
     Only the sizes are judged here; whether the pattern is valid STIX is for
     the validators, which run only when this finds nothing."""
     pattern = item.get("pattern")
-    if type(pattern) is not str:
+    # Only STIX patterns are parsed (a Sigma or YARA rule is stored as text, bounded by the body's size).
+    if item.get("type") != "indicator" or item.get("pattern_type") != "stix" or type(pattern) is not str:
         return None
     if len(pattern) > limits.max_pattern_length:
         return (f"pattern is {len(pattern)} characters long; this server accepts at most "

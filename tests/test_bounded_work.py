@@ -62,6 +62,12 @@ def test_a_pattern_past_a_limit_is_refused_on_its_own_object(northtel, pattern, 
     assert status["failures"] == [{"id": heavy["id"], "version": heavy["modified"], "message": message}]
 
 
+def test_patterns_other_than_stix_are_not_parsed_and_not_held_to_the_pattern_limits(northtel):
+    rule = "rule big { strings: " + " ".join(f"$s{n} = \"x\" and" for n in range(10_000)) + " }"
+    status = northtel.post(OBJECTS, envelope(indicator(1, pattern=rule, pattern_type="yara"))).json()
+    assert status["success_count"] == 1
+
+
 def test_operators_and_brackets_inside_string_literals_do_not_count(northtel):
     pattern = "[a:b = '" + " AND ((( [" * 100 + "']"
     status = northtel.post(OBJECTS, envelope(indicator(1, pattern=pattern))).json()
