@@ -16,11 +16,13 @@ chains of operators. So that no request can hold a CPU for long:
   work done and make a client that resends the same envelope fail for ever.
   CPU time of the request's own thread, not wall time: what one operator may
   send does not shrink when others keep the server busy;
-- each operator validates at most one POST at a time in a worker process;
-  another POST of the same operator meanwhile gets 429 at once. A worker's
-  threads share one CPU (the GIL), so without this one operator's parallel
-  POSTs could take every thread of a worker, and other operators' requests
-  would queue behind them.
+- each operator validates one POST at a time in a worker process, and its
+  POSTs hold at most two of the worker's threads (one validating, one waiting
+  its turn); a third meanwhile gets 429 at once. A worker's threads share one
+  CPU (the GIL), so without this one operator's parallel POSTs could take
+  every thread of a worker, and other operators' requests would queue behind
+  them; with it, a tool that uploads two envelopes at once still has both
+  stored.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from .config import WorkLimits
 from .errors import TaxiiError
@@ -52,7 +55,8 @@ def pattern_problem(item: dict, limits: WorkLimits) -> str | None:
     Only the sizes are judged here; whether the pattern is valid STIX is for
     the validators, which run only when this finds nothing."""
     pattern = item.get("pattern")
-    if type(pattern) is not str:
+    # Only STIX patterns are parsed (a Sigma or YARA rule is stored as text, bounded by the body's size).
+    if item.get("type") != "indicator" or item.get("pattern_type") != "stix" or type(pattern) is not str:
         return None
     if len(pattern) > limits.max_pattern_length:
         return (f"pattern is {len(pattern)} characters long; this server accepts at most "
@@ -93,21 +97,45 @@ class ValidationClock:
                 "envelope.")
 
 
-_busy_operators: set[str] = set()
-_busy_lock = threading.Lock()
+# One operator's POSTs hold at most this many of a worker's threads (half of the
+# default 4), validating or waiting their turn; one validates at a time.
+MAX_HELD_PER_OPERATOR = 2
+# How long a POST waits for the operator's earlier one before it is refused.
+WAIT_SECONDS = 30.0
+
+
+@dataclass
+class _Turns:
+    validating: threading.Lock = field(default_factory=threading.Lock)
+    held: int = 0
+
+
+_turns: dict[str, _Turns] = {}
+_turns_lock = threading.Lock()
 
 
 @contextmanager
 def one_post_at_a_time(operator_id: str) -> Iterator[None]:
-    """Hold the operator's one validation slot in this process, or refuse with 429."""
-    with _busy_lock:
-        if operator_id in _busy_operators:
-            raise TaxiiError(429, "Too many requests",
-                             "Another request of yours is being validated by this server process; "
-                             "send this one when it has been answered.", {"Retry-After": "1"})
-        _busy_operators.add(operator_id)
+    """Validate the operator's POSTs in this process one after another; refuse
+    with 429 a POST that would hold more threads, or has waited too long."""
+    with _turns_lock:
+        turns = _turns.setdefault(operator_id, _Turns())
+        if turns.held >= MAX_HELD_PER_OPERATOR:
+            raise _busy(f"{MAX_HELD_PER_OPERATOR} requests of yours are being validated or waiting their turn in "
+                        "this server process; send this one when one of them has been answered.")
+        turns.held += 1
     try:
-        yield
+        if not turns.validating.acquire(timeout=WAIT_SECONDS):
+            raise _busy(f"Another request of yours was being validated for all of the {WAIT_SECONDS:g} s this one "
+                        "waited; send it again.")
+        try:
+            yield
+        finally:
+            turns.validating.release()
     finally:
-        with _busy_lock:
-            _busy_operators.discard(operator_id)
+        with _turns_lock:
+            turns.held -= 1
+
+
+def _busy(description: str) -> TaxiiError:
+    return TaxiiError(429, "Too many requests", description, {"Retry-After": "1"})

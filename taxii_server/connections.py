@@ -64,6 +64,7 @@ class ReadsHeadsInTheEventLoop:
                 conn.handshaken = False
         if conn.parser is not None:
             conn.head += conn.parser.unreader.take_buffered()
+            conn.head += _decrypted_already(conn)
         if self._head_complete(conn):
             super().enqueue_req(conn)
             return
@@ -140,6 +141,16 @@ class ReadsHeadsInTheEventLoop:
     def _close(self, conn):
         self.nr_conns -= 1
         conn.close()
+
+
+def _decrypted_already(conn) -> bytes:
+    """Bytes the TLS layer has decrypted but not handed over: the socket will not turn readable for them."""
+    if not getattr(conn, "handshaken", False):
+        return b""
+    try:
+        return conn.sock.recv(conn.sock.pending()) if conn.sock.pending() else b""
+    except (OSError, ValueError):  # the connection broke: the next read finds out and closes it
+        return b""
 
 
 class TaxiiErrorPages:

@@ -21,17 +21,19 @@ from .timestamps import format_timestamp, now_micros
 from .validation import Rejected
 
 
-def store_objects(services, principal: Principal, collection: Collection, items: list[dict], received: int,
-                  audit_for: AuditMaker | None = None) -> StatusReport:
-    """Validate, screen and store `items` for `principal`; the status report of the write.
+def store_objects(services, principal: Principal, collection: Collection, read_items: Callable[[], list[dict]],
+                  received: int, audit_for: AuditMaker | None = None) -> StatusReport:
+    """Validate, screen and store the objects `read_items` gives, for `principal`; the status report of the write.
 
-    Raises 413 when there are more objects than one request may carry, and 429
-    while another submission of the same operator is being validated here."""
+    The objects are read once the operator's turn has come (bounded_work.one_post_at_a_time:
+    429 when too many of its submissions are under way here). Raises 413 when there
+    are more objects than one request may carry."""
     limits = services.settings.work
-    too_many = envelope_size_problem(len(items), limits)
-    if too_many:
-        raise too_many
     with one_post_at_a_time(principal.operator.id):
+        items = read_items()
+        too_many = envelope_size_problem(len(items), limits)
+        if too_many:
+            raise too_many
         screening = screen(services.settings, principal, collection, items, received)
         del items  # the parsed request is no longer needed; only the checked versions are
         report = StatusReport(received, principal.operator.id, screening.checked)

@@ -18,13 +18,12 @@ import ssl
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from conftest import TAXII, free_port
-from test_tls import BIN, OVERRIDES, make_deployment, start_https_server, tls_client
+from test_tls import BIN, OVERRIDES, HttpsServer, make_deployment, start_https_server, tls_client
 
 SLOW_CLIENTS = 24
 # How long a normal request may take before the test calls it hung. Not a speed
@@ -33,19 +32,12 @@ HANG_GUARD = 20
 PARTIAL_HEAD = b"GET /taxii2/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 
 
-class PlainServer:
-    def __init__(self, command: list[str], environ: dict, folder: Path, port: int):
-        self.port, self.url, self.log = port, f"http://127.0.0.1:{port}", folder / f"server-{port}.log"
-        with open(self.log, "wb") as output:
-            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environ, cwd=folder)
+class PlainServer(HttpsServer):
+    """The same server process, answering plain HTTP."""
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
 
 def start_plain_server(kind: str, deployment) -> PlainServer:
@@ -58,7 +50,11 @@ def start_plain_server(kind: str, deployment) -> PlainServer:
         command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
                    "--worker-class", "taxii_server.server.ClientCertificateWorker", "--no-control-socket",
                    "taxii_server.wsgi:app"]
-    server = PlainServer(command, environ, deployment.folder, port)
+    log = deployment.folder / f"server-{port}.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environ,
+                                   cwd=deployment.folder)
+    server = PlainServer(process, port, log)
     for _ in range(400):
         if server.process.poll() is not None:
             pytest.fail(f"the server exited:\n{server.log.read_text()}")

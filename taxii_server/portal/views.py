@@ -398,7 +398,7 @@ def _indicators_page(form: IndicatorsForm, heading: str, advisory: bool):
 
 def _store_and_report(items: list[dict], destination) -> bool:
     """Store as a TAXII POST does; flash the outcome. True when every object was stored."""
-    report = store_objects(app_services(), g.principal, destination, items, now_micros())
+    report = store_objects(app_services(), g.principal, destination, lambda: items, now_micros())
     audit.note_collection(destination.id)
     audit.note_objects(report.success_count)
     status = orjson.loads(report.record.body)
