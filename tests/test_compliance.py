@@ -23,7 +23,7 @@ from backends import require_shared_store
 from conftest import ADVISORIES, COMMUNITY, TaxiiSession, envelope, indicator
 from test_crash_safety import TaxiiServerProcess
 from taxii_server.cli import main
-from taxii_server.storage.base import Delivery, Poll
+from taxii_server.storage.base import DeliveredPage, Poll
 from taxii_server.timestamps import now_micros
 
 pytestmark = pytest.mark.every_backend
@@ -327,8 +327,9 @@ def test_the_licensees_report_shows_polls_and_what_is_not_yet_delivered(advisori
 
 def test_records_past_the_retention_period_are_purged(store, regulator):
     long_ago = now_micros() - 800 * 86_400_000_000  # the default period is 730 days
-    store.record_deliveries([Delivery(ADVISORIES, advisory(1)["id"], "2026-01-01T00:00:00.000Z", "northtel",
-                                      long_ago)], [Poll("northtel", ADVISORIES, long_ago)])
+    store.record_deliveries([DeliveredPage("northtel", ADVISORIES, long_ago, ((long_ago - 1, advisory(1)["id"],
+                                                                              "2026-01-01T00:00:00.000Z"),))],
+                            [Poll("northtel", ADVISORIES, long_ago)])
     assert report(regulator, "deliveries/")["deliveries"] == []
 
 

@@ -15,15 +15,15 @@ from ..timestamps import TimestampError, format_timestamp, now_micros, parse_tim
 from . import scope
 from .service import ComplianceService
 
-DeliveryCursor = tuple[str, str, str, str]
-CountCursor = tuple[str, str, str]
+DeliveryCursor = tuple[str, str, int]  # operator, collection, date_added
+CountCursor = tuple[str, int]  # collection, date_added
 
 
 def delivery_rows(service: ComplianceService, collections: tuple[Collection, ...] | None = None,
                   since: int | None = None, after: DeliveryCursor | None = None,
                   limit: int = 1000) -> tuple[list[dict], DeliveryCursor | None]:
-    """One row per object version and licensee it was delivered to, and the cursor of the
-    next page (None at the end)."""
+    """One row per licensee and object version delivered to it (by licensee, then in the order the
+    versions were added), and the cursor of the next page (None at the end)."""
     service.catch_up()
     found = service.store.deliveries(_ids(service, collections), _licensee_ids(service), since, after, limit + 1)
     page = found[:limit]
@@ -34,13 +34,13 @@ def delivery_rows(service: ComplianceService, collections: tuple[Collection, ...
 def delivery_summary(service: ComplianceService, collections: tuple[Collection, ...] | None = None,
                      since: int | None = None, after: CountCursor | None = None,
                      limit: int = 1000) -> tuple[list[dict], CountCursor | None]:
-    """Per object version: how many licensees received it and how many acknowledged it."""
+    """Per object version, in the order they were added: how many licensees received it and
+    how many acknowledged it."""
     service.catch_up()
     found = service.store.delivery_counts(_ids(service, collections), _licensee_ids(service), since, after, limit + 1)
     page = found[:limit]
     more = len(found) > limit
-    return [_count_row(service, c) for c in page], (page[-1].collection_id, page[-1].object_id,
-                                                      page[-1].version) if more else None
+    return [_count_row(service, c) for c in page], (page[-1].collection_id, page[-1].date_added) if more else None
 
 
 def licensee_rows(service: ComplianceService) -> list[dict]:
@@ -143,7 +143,7 @@ def _count_row(service: ComplianceService, count: DeliveryCount) -> dict:
 
 
 def _delivery_key(delivery: Delivery) -> DeliveryCursor:
-    return delivery.collection_id, delivery.object_id, delivery.version, delivery.operator_id
+    return delivery.operator_id, delivery.collection_id, delivery.date_added
 
 
 def _name(collection: Collection | None, fallback: str = "") -> str:

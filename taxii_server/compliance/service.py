@@ -6,7 +6,9 @@ acknowledgements, sightings and false positives, settles recent
 acknowledgements against deliveries that were still buffered, and purges
 records past the retention period (at most once an hour). It runs before
 every report, and within a second of a POST to a private collection on this
-process (from the delivery flusher's thread, off the request path).
+process (from the delivery flusher's thread, off the request path). Before
+reading, it turns the pages the read path recorded into per-version
+deliveries; without reports or POSTs it does that every five minutes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from .reading import Exchange
 from .sightings import record_false_positives, record_sighting
 
 PURGE_EVERY = 3600 * 1_000_000
+# Recorded pages are turned into per-version deliveries before every report and at least this often.
+COMPACT_EVERY = 300 * 1_000_000
+COMPACT_BATCH = 1000  # pages per transaction
 DAY = 86_400 * 1_000_000
 
 
@@ -32,6 +37,7 @@ class ComplianceService:
         self._catching_up = threading.Lock()
         self._written: set[str] = set()
         self._last_purge = 0
+        self._last_compaction = now_micros()
 
     @property
     def settings(self) -> Settings:
@@ -56,12 +62,22 @@ class ComplianceService:
         self._catch_up(list(self.exchange.private_collections))
 
     def _catch_up_if_written(self) -> None:
+        """The background thread's work after each flush."""
         written, self._written = self._written, set()
         if written:
             self._catch_up(sorted(written))
+        elif now_micros() - self._last_compaction >= COMPACT_EVERY:
+            with self._catching_up:
+                self._compact()
+
+    def _compact(self) -> None:
+        self._last_compaction = now_micros()
+        while self.store.compact_deliveries(COMPACT_BATCH):
+            pass
 
     def _catch_up(self, collection_ids: list[str]) -> None:
         with self._catching_up:
+            self._compact()  # acknowledgements are checked against deliveries
             for collection_id in collection_ids:
                 self._read_reports(collection_id)
             now = now_micros()
