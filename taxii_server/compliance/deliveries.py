@@ -71,7 +71,7 @@ class DeliveryRecorder:
                 self._served.append((operator_id, collection_id, at, page.records))
                 self._buffered += len(page.records)
             full = self._buffered >= MAX_BUFFERED
-            self._start_thread()
+        self.start_thread()
         if full:
             self.flush()
 
@@ -109,12 +109,15 @@ class DeliveryRecorder:
                 pages.append(DeliveredPage(operator_id, collection_id, at, tuple(new)))
         return pages
 
-    def _start_thread(self) -> None:
+    def start_thread(self) -> None:
         """One flusher per process, started on first use: gunicorn forks workers after
         the application is built, and threads do not survive a fork."""
         if self._thread_pid == os.getpid():
             return
-        self._thread_pid = os.getpid()
+        with self._lock:
+            if self._thread_pid == os.getpid():
+                return
+            self._thread_pid = os.getpid()
         threading.Thread(target=_flush_periodically, args=(weakref.ref(self),), name="compliance-flusher",
                          daemon=True).start()
 

@@ -35,6 +35,7 @@ class ComplianceService:
         self.exchange = Exchange(settings, store)
         self.recorder = DeliveryRecorder(store, on_tick=self._catch_up_if_written)
         self._catching_up = threading.Lock()
+        self._written_lock = threading.Lock()
         self._written: set[str] = set()
         self._last_purge = 0
         self._last_compaction = now_micros()
@@ -54,7 +55,9 @@ class ComplianceService:
     def note_write(self, collection_id: str) -> None:
         """A POST stored objects in `collection_id`: catch up within a second if it is a private collection."""
         if collection_id in self.exchange.private_collections:
-            self._written.add(collection_id)
+            with self._written_lock:
+                self._written.add(collection_id)
+            self.recorder.start_thread()
 
     def catch_up(self) -> None:
         """Bring every record up to date: the buffer of deliveries, then what licensees reported."""
@@ -63,7 +66,8 @@ class ComplianceService:
 
     def _catch_up_if_written(self) -> None:
         """The background thread's work after each flush."""
-        written, self._written = self._written, set()
+        with self._written_lock:
+            written, self._written = self._written, set()
         if written:
             self._catch_up(sorted(written))
         elif now_micros() - self._last_compaction >= COMPACT_EVERY:
