@@ -10,7 +10,7 @@ import re
 from collections import defaultdict
 
 from ..config import Collection
-from ..storage.base import Delivery, DeliveryCount
+from ..storage.base import Delivery
 from ..timestamps import TimestampError, format_timestamp, now_micros, parse_timestamp
 from . import scope
 from .service import ComplianceService
@@ -24,11 +24,15 @@ def delivery_rows(service: ComplianceService, collections: tuple[Collection, ...
                   limit: int = 1000) -> tuple[list[dict], DeliveryCursor | None]:
     """One row per licensee and object version delivered to it (by licensee, then in the order the
     versions were added), and the cursor of the next page (None at the end)."""
-    service.catch_up()
+    if after is None:  # later pages continue from the records the first one brought up to date
+        service.catch_up()
     found = service.store.deliveries(_ids(service, collections), _licensee_ids(service), since, after, limit + 1)
     page = found[:limit]
     more = len(found) > limit
-    return [_delivery_row(service, d) for d in page], _delivery_key(page[-1]) if more else None
+    names = _collection_names(service)
+    return [{"object_id": d.object_id, "version": d.version, "collection": names.get(d.collection_id, d.collection_id),
+             "operator": d.operator_id, "delivered_at": _when(d.delivered_at),
+             "acknowledged_at": _when(d.acknowledged_at)} for d in page], _delivery_key(page[-1]) if more else None
 
 
 def delivery_summary(service: ComplianceService, collections: tuple[Collection, ...] | None = None,
@@ -36,11 +40,15 @@ def delivery_summary(service: ComplianceService, collections: tuple[Collection, 
                      limit: int = 1000) -> tuple[list[dict], CountCursor | None]:
     """Per object version, in the order they were added: how many licensees received it and
     how many acknowledged it."""
-    service.catch_up()
+    if after is None:
+        service.catch_up()
     found = service.store.delivery_counts(_ids(service, collections), _licensee_ids(service), since, after, limit + 1)
     page = found[:limit]
     more = len(found) > limit
-    return [_count_row(service, c) for c in page], (page[-1].collection_id, page[-1].date_added) if more else None
+    names = _collection_names(service)
+    return [{"object_id": c.object_id, "version": c.version, "collection": names.get(c.collection_id, c.collection_id),
+             "licensees_delivered": c.delivered, "licensees_acknowledged": c.acknowledged,
+             "first_delivered": _when(c.first_delivered)} for c in page], (page[-1].collection_id, page[-1].date_added) if more else None
 
 
 def licensee_rows(service: ComplianceService) -> list[dict]:
@@ -53,7 +61,7 @@ def licensee_rows(service: ComplianceService) -> list[dict]:
         polls[poll.operator_id][poll.collection_id] = poll.at
     every_published = tuple(dict.fromkeys(c.id for op in scope.licensees(service.settings)
                                           for c in service.exchange.published_to(op)))
-    pending = store.unacknowledged_objects(every_published)
+    pending = store.unacknowledged_versions(every_published)
     rows = []
     for licensee in scope.licensees(service.settings):
         undelivered, oldest = 0, None
@@ -128,18 +136,8 @@ def _licensee_ids(service: ComplianceService) -> tuple[str, ...]:
     return tuple(op.id for op in scope.licensees(service.settings))
 
 
-def _delivery_row(service: ComplianceService, delivery: Delivery) -> dict:
-    return {"object_id": delivery.object_id, "version": delivery.version,
-            "collection": _name(service.settings.collection(delivery.collection_id), delivery.collection_id),
-            "operator": delivery.operator_id, "delivered_at": _when(delivery.delivered_at),
-            "acknowledged_at": _when(delivery.acknowledged_at)}
-
-
-def _count_row(service: ComplianceService, count: DeliveryCount) -> dict:
-    return {"object_id": count.object_id, "version": count.version,
-            "collection": _name(service.settings.collection(count.collection_id), count.collection_id),
-            "licensees_delivered": count.delivered, "licensees_acknowledged": count.acknowledged,
-            "first_delivered": _when(count.first_delivered)}
+def _collection_names(service: ComplianceService) -> dict[str, str]:
+    return {c.id: _name(c) for c in service.settings.collections}
 
 
 def _delivery_key(delivery: Delivery) -> DeliveryCursor:

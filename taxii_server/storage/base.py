@@ -448,8 +448,8 @@ class Store(abc.ABC):
         operator, the `date_added` of the oldest of them)."""
 
     @abc.abstractmethod
-    def unacknowledged_objects(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
-        """Per operator: objects delivered to it with a delivered version not acknowledged since."""
+    def unacknowledged_versions(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
+        """Per operator: versions delivered to it and not acknowledged since."""
 
     @abc.abstractmethod
     def compliance_cursor(self, collection_id: str) -> int:

@@ -533,14 +533,12 @@ class MongoStore(Store):
         missing = [doc["date_added"] for doc in latest if doc["date_added"] not in delivered]
         return len(missing), min(missing, default=None)
 
-    def unacknowledged_objects(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
+    def unacknowledged_versions(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
         pipeline = [
             {"$match": {"collection_id": {"$in": list(collection_ids)}, "acknowledged_at": None}},
-            {"$group": {"_id": {"operator_id": "$operator_id", "collection_id": "$collection_id",
-                                "object_id": "$object_id"}}},
-            {"$group": {"_id": "$_id.operator_id", "objects": {"$sum": 1}}},
+            {"$group": {"_id": "$operator_id", "versions": {"$sum": 1}}},
         ]
-        return {doc["_id"]: doc["objects"] for doc in self._db().compliance_deliveries.aggregate(pipeline)}
+        return {doc["_id"]: doc["versions"] for doc in self._db().compliance_deliveries.aggregate(pipeline)}
 
     def compliance_cursor(self, collection_id: str) -> int:
         doc = self._db().compliance_cursors.find_one({"_id": collection_id})

@@ -410,7 +410,7 @@ class SQLiteStore(Store):
 
     def deliveries(self, collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
                    since: int | None, after: tuple[str, str, int] | None, limit: int) -> list[Delivery]:
-        where, params = _delivery_filter(collection_ids, operator_ids, since)
+        where, params = _delivery_filter(collection_ids, operator_ids, since, seek=after is not None)
         if after is not None:
             where += " AND (operator_id, collection_id, date_added) > (?, ?, ?)"
             params += list(after)
@@ -497,11 +497,11 @@ class SQLiteStore(Store):
             (collection_id, added_since, operator_id)).fetchone()
         return count, oldest
 
-    def unacknowledged_objects(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
+    def unacknowledged_versions(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
         if not collection_ids:
             return {}
         rows = self._connection().execute(
-            "SELECT operator_id, COUNT(DISTINCT collection_id || ' ' || object_id) FROM compliance_deliveries"
+            "SELECT operator_id, COUNT(*) FROM compliance_deliveries"
             f" WHERE collection_id IN ({_marks(collection_ids)}) AND acknowledged_at IS NULL GROUP BY operator_id",
             collection_ids)
         return dict(rows.fetchall())
@@ -665,11 +665,14 @@ _COMPLIANCE_TIMES = (("compliance_deliveries", "delivered_at"), ("compliance_del
 
 
 def _delivery_filter(collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
-                     since: int | None) -> tuple[str, list]:
+                     since: int | None, seek: bool = False) -> tuple[str, list]:
+    """The WHERE clause for these filters. With `seek` (a page after a cursor), the IN terms
+    are kept from the key (`+column`), so that the page starts where the cursor points
+    instead of at the start of every operator's range."""
     clauses, params = ["1"], []
     for column, values in (("collection_id", collection_ids), ("operator_id", operator_ids)):
         if values is not None:
-            clauses.append(f"{column} IN ({_marks(values)})")
+            clauses.append(f"{'+' if seek else ''}{column} IN ({_marks(values)})")
             params += list(values)
     if since is not None:
         clauses.append("delivered_at >= ?")
