@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from flask import current_app, g, request
 
-from ..storage.base import DeliveredPage, Page, Poll, Store, StoredVersion
+from ..storage.base import DeliveredPage, Page, Poll, Store
 from ..timestamps import now_micros
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,9 @@ class DeliveryRecorder:
         self._store, self._on_tick = store, on_tick
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        # Pages as served: (operator, collection, when, the page's versions). Turning them into
-        # records is left to the flush, so that serving a page only appends to this list.
-        self._served: list[tuple[str, str, int, list[StoredVersion]]] = []
+        # Pages as served: (operator, collection, when, (date_added, id, version) of each version).
+        # Leaving out what this process recorded before is left to the flush.
+        self._served: list[tuple[str, str, int, list[tuple[int, str, str]]]] = []
         self._buffered = 0  # versions in self._served
         self._unwritten: list[DeliveredPage] = []  # made by a flush whose write failed
         self._polls: dict[tuple[str, str], int] = {}
@@ -65,11 +65,12 @@ class DeliveryRecorder:
         atexit.register(_flush_if_alive, weakref.ref(self))
 
     def record(self, operator_id: str, collection_id: str, page: Page, at: int) -> None:
+        versions = [(v.date_added, v.object_id, v.version) for v in page.records]  # not the bodies
         with self._lock:
             self._polls[(operator_id, collection_id)] = at
-            if page.records:
-                self._served.append((operator_id, collection_id, at, page.records))
-                self._buffered += len(page.records)
+            if versions:
+                self._served.append((operator_id, collection_id, at, versions))
+                self._buffered += len(versions)
             full = self._buffered >= MAX_BUFFERED
         self.start_thread()
         if full:
@@ -98,13 +99,13 @@ class DeliveryRecorder:
         pages = []
         if len(self._remembered) > MAX_REMEMBERED:
             self._remembered.clear()
-        for operator_id, collection_id, at, records in served:
+        for operator_id, collection_id, at, versions in served:
             new = []
-            for version in records:
-                key = (operator_id, collection_id, version.date_added)
+            for version in versions:
+                key = (operator_id, collection_id, version[0])
                 if key not in self._remembered:
                     self._remembered.add(key)
-                    new.append((version.date_added, version.object_id, version.version))
+                    new.append(version)
             if new:
                 pages.append(DeliveredPage(operator_id, collection_id, at, tuple(new)))
         return pages
