@@ -430,3 +430,14 @@ def test_the_three_reports_on_the_command_line(config_path, settings, server, ke
 
     sightings = json.loads(cli(config_path, "report", "sightings", "--format", "json"))["indicators"]
     assert [(s["indicator_id"], s["operators"], s["sightings"]) for s in sightings] == [(advisories[0], 1, 3)]
+
+
+def test_the_earliest_of_two_processes_records_of_one_delivery_is_kept(store):
+    """Two processes may record one delivery and write their pages in either order."""
+    version = (1_700_000_000_000_000, advisory(1)["id"], "2026-01-01T00:00:00.000Z")
+    later, earlier = (DeliveredPage("northtel", ADVISORIES, at, (version,)) for at in (2_000, 1_000))
+    store.record_deliveries([later], [])
+    assert store.compact_deliveries(10) == 1
+    store.record_deliveries([earlier, later], [])
+    assert store.compact_deliveries(10) == 2 and store.compact_deliveries(10) == 0
+    assert [d.delivered_at for d in store.deliveries(None, None, None, None, 10)] == [1_000]
