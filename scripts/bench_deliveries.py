@@ -90,6 +90,22 @@ def wait_until_up(url: str, session: requests.Session) -> None:
     raise SystemExit("server did not start")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its descendants (gunicorn's workers), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 # --- 1. throughput --------------------------------------------------------------------------------
 
 def throughput(objects: int, licensees: int) -> dict:
@@ -121,6 +137,7 @@ def throughput(objects: int, licensees: int) -> dict:
             session.headers["Accept"] = TAXII
             wait_until_up(urls[name], session)
         elapsed = {name: 0.0 for name in configs}
+        cpu_before = {name: cpu_seconds(server.pid) for name, server in zip(configs, servers)}
         pages = 0
         for licensee in range(licensees):
             cursors = {name: {"limit": "100"} for name in configs}
@@ -139,6 +156,7 @@ def throughput(objects: int, licensees: int) -> dict:
                     cursors[name] = {"limit": "100", "next": body["next"]} if body["more"] else None
                 pages += 1
         time.sleep(1.5)  # let the tracked server's buffer reach the store
+        cpu = {name: cpu_seconds(server.pid) - cpu_before[name] for name, server in zip(configs, servers)}
         store = open_store(load_settings(configs["tracked"], environ={}).storage_url)
         started = time.perf_counter()
         while store.compact_deliveries(1000):
@@ -148,7 +166,8 @@ def throughput(objects: int, licensees: int) -> dict:
         store.close()
         rate = {name: pages / seconds for name, seconds in elapsed.items()}
         return {"objects": objects, "licensees": licensees, "pages_each": pages, "recorded": recorded,
-                "compaction_seconds": compaction,
+                "compaction_seconds": compaction, "cpu_ms_per_page": {name: cpu[name] * 1000 / pages for name in cpu},
+                "cpu_overhead": cpu["tracked"] / cpu["untracked"] - 1,
                 "pages_per_second": rate, "overhead": 1 - rate["tracked"] / rate["untracked"]}
     finally:
         for server in servers:
@@ -276,6 +295,9 @@ def render_section(throughput_result: dict | None, scale_result: dict | None, co
             "", "| server | pages/s |", "|---|---:|",
             f"| without tracking | {rate['untracked']:.1f} |", f"| with tracking | {rate['tracked']:.1f} |",
             f"| overhead | {r['overhead'] * 100:.1f} % |", "",
+            f"CPU time of each server (gunicorn master and worker, from /proc) per page, which the machine's other "
+            f"load does not skew as much: {r['cpu_ms_per_page']['untracked']:.2f} ms without tracking, "
+            f"{r['cpu_ms_per_page']['tracked']:.2f} ms with ({r['cpu_overhead'] * 100:+.1f} %).", "",
             f"Off the read path, the {r['recorded']:,} deliveries recorded as pages were compacted into one record each "
             f"in {r['compaction_seconds']:.2f} s ({r['recorded'] / r['compaction_seconds']:,.0f} a second).", ""]
     if scale_result:
@@ -324,6 +346,9 @@ def main() -> None:
         print(f"  without tracking  {rate['untracked']:8.1f} pages/s")
         print(f"  with tracking     {rate['tracked']:8.1f} pages/s   ({result['recorded']} deliveries recorded)")
         print(f"  overhead          {result['overhead'] * 100:8.1f} %")
+        cpu = result["cpu_ms_per_page"]
+        print(f"  server CPU per page: {cpu['untracked']:.2f} ms without, {cpu['tracked']:.2f} ms with tracking "
+              f"({result['cpu_overhead'] * 100:+.1f} %)")
         print(f"  then, off the read path: {result['recorded']} deliveries compacted in "
               f"{result['compaction_seconds']:.2f} s ({result['recorded'] / result['compaction_seconds']:,.0f} a second)")
     if not args.skip_scale:
