@@ -48,7 +48,8 @@ def delivery_summary(service: ComplianceService, collections: tuple[Collection, 
     names = _collection_names(service)
     return [{"object_id": c.object_id, "version": c.version, "collection": names.get(c.collection_id, c.collection_id),
              "licensees_delivered": c.delivered, "licensees_acknowledged": c.acknowledged,
-             "first_delivered": _when(c.first_delivered)} for c in page], (page[-1].collection_id, page[-1].date_added) if more else None
+             "first_delivered": _when(c.first_delivered)} for c in page], \
+        (page[-1].collection_id, page[-1].date_added) if more else None
 
 
 def licensee_rows(service: ComplianceService) -> list[dict]:
@@ -62,13 +63,10 @@ def licensee_rows(service: ComplianceService) -> list[dict]:
     every_published = tuple(dict.fromkeys(c.id for op in scope.licensees(service.settings)
                                           for c in service.exchange.published_to(op)))
     pending = store.unacknowledged_versions(every_published)
+    undelivered = _undelivered(service, since)
     rows = []
     for licensee in scope.licensees(service.settings):
-        undelivered, oldest = 0, None
-        for collection in service.exchange.published_to(licensee):
-            count, first = store.undelivered(collection.id, licensee.id, since)
-            undelivered += count
-            oldest = first if oldest is None or (first is not None and first < oldest) else oldest
+        count, oldest = undelivered.get(licensee.id, (0, None))
         key_uses = [key.last_used for key in store.list_keys(licensee.id) if key.last_used]
         last_request = max([*key_uses, *polls[licensee.id].values()], default=None)
         rows.append({
@@ -77,7 +75,7 @@ def licensee_rows(service: ComplianceService) -> list[dict]:
             "last_request": _when(last_request),
             "last_polls": {_name(c): _when(polls[licensee.id].get(c.id))
                            for c in scope.tracked(service.settings) if c in service.exchange.readable_by(licensee)},
-            "undelivered": undelivered,
+            "undelivered": count,
             "oldest_undelivered": _when(oldest),
             "acknowledgements_pending": pending.get(licensee.id, 0),
         })
@@ -134,6 +132,20 @@ def _ids(service: ComplianceService, collections: tuple[Collection, ...] | None)
 
 def _licensee_ids(service: ComplianceService) -> tuple[str, ...]:
     return tuple(op.id for op in scope.licensees(service.settings))
+
+
+def _undelivered(service: ComplianceService, since: int) -> dict[str, tuple[int, int | None]]:
+    """Per licensee: latest versions published to it and never delivered, and the oldest one's date_added."""
+    totals: dict[str, tuple[int, int | None]] = {}
+    for collection in scope.tracked(service.settings):
+        readers = tuple(op.id for op in scope.licensees(service.settings)
+                        if collection in service.exchange.published_to(op))
+        if not readers:
+            continue
+        for operator_id, (count, oldest) in service.store.undelivered(collection.id, readers, since).items():
+            total, first = totals.get(operator_id, (0, None))
+            totals[operator_id] = total + count, min(filter(None, (first, oldest)), default=None)
+    return totals
 
 
 def _collection_names(service: ComplianceService) -> dict[str, str]:

@@ -443,9 +443,10 @@ class Store(abc.ABC):
         """The latest poll of each (operator, collection)."""
 
     @abc.abstractmethod
-    def undelivered(self, collection_id: str, operator_id: str, added_since: int) -> tuple[int, int | None]:
-        """(how many latest versions added at or after `added_since` were never delivered to the
-        operator, the `date_added` of the oldest of them)."""
+    def undelivered(self, collection_id: str, operator_ids: tuple[str, ...],
+                    added_since: int) -> dict[str, tuple[int, int | None]]:
+        """Per operator: (how many latest versions added at or after `added_since` were never
+        delivered to it, the `date_added` of the oldest of them)."""
 
     @abc.abstractmethod
     def unacknowledged_versions(self, collection_ids: tuple[str, ...]) -> dict[str, int]:

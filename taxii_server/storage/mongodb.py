@@ -524,14 +524,20 @@ class MongoStore(Store):
     def last_polls(self) -> list[Poll]:
         return [Poll(**doc) for doc in self._db().compliance_polls.find({}, {"_id": 0})]
 
-    def undelivered(self, collection_id: str, operator_id: str, added_since: int) -> tuple[int, int | None]:
+    def undelivered(self, collection_id: str, operator_ids: tuple[str, ...],
+                    added_since: int) -> dict[str, tuple[int, int | None]]:
         db = self._db()
-        delivered = {doc["date_added"] for doc in db.compliance_deliveries.find(
-            {"operator_id": operator_id, "collection_id": collection_id}, {"_id": 0, "date_added": 1})}
-        latest = db.objects.find({"collection_id": collection_id, "is_last": True, "date_added": {"$gte": added_since}},
-                                 {"_id": 0, "date_added": 1}).hint("last_by_date")
-        missing = [doc["date_added"] for doc in latest if doc["date_added"] not in delivered]
-        return len(missing), min(missing, default=None)
+        latest = [doc["date_added"] for doc in db.objects.find(
+            {"collection_id": collection_id, "is_last": True, "date_added": {"$gte": added_since}},
+            {"_id": 0, "date_added": 1}).hint("last_by_date").sort("date_added", ASCENDING)]
+        result = {}
+        for operator_id in operator_ids:
+            delivered = {doc["date_added"] for doc in db.compliance_deliveries.find(
+                {"operator_id": operator_id, "collection_id": collection_id, "date_added": {"$gte": added_since}},
+                {"_id": 0, "date_added": 1})}
+            missing = [date_added for date_added in latest if date_added not in delivered]
+            result[operator_id] = len(missing), missing[0] if missing else None
+        return result
 
     def unacknowledged_versions(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
         pipeline = [

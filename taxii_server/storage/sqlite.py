@@ -489,13 +489,17 @@ class SQLiteStore(Store):
         rows = self._connection().execute("SELECT operator_id, collection_id, at FROM compliance_polls")
         return [Poll(*row) for row in rows]
 
-    def undelivered(self, collection_id: str, operator_id: str, added_since: int) -> tuple[int, int | None]:
-        count, oldest = self._connection().execute(
-            "SELECT COUNT(*), MIN(date_added) FROM objects o WHERE o.collection_id = ? AND o.is_last = 1"
-            " AND o.date_added >= ? AND NOT EXISTS (SELECT 1 FROM compliance_deliveries d"
-            " WHERE d.operator_id = ? AND d.collection_id = o.collection_id AND d.date_added = o.date_added)",
-            (collection_id, added_since, operator_id)).fetchone()
-        return count, oldest
+    def undelivered(self, collection_id: str, operator_ids: tuple[str, ...],
+                    added_since: int) -> dict[str, tuple[int, int | None]]:
+        # Set differences in Python: one read of the latest versions, then one key-range read per
+        # operator, instead of one key look-up per latest version and operator.
+        db = self._connection()
+        latest = [row[0] for row in db.execute(
+            "SELECT date_added FROM objects WHERE collection_id = ? AND is_last = 1 AND date_added >= ?"
+            " ORDER BY date_added", (collection_id, added_since))]
+        return {operator_id: _missing(latest, {row[0] for row in db.execute(
+            "SELECT date_added FROM compliance_deliveries WHERE operator_id = ? AND collection_id = ?"
+            " AND date_added >= ?", (operator_id, collection_id, added_since))}) for operator_id in operator_ids}
 
     def unacknowledged_versions(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
         if not collection_ids:
@@ -662,6 +666,12 @@ _SIGHTING_COLUMNS = "operator_id, sighting_id, version, version_key, indicator_i
 _FALSE_POSITIVE_COLUMNS = "operator_id, opinion_id, indicator_id, value, reported_at"
 _COMPLIANCE_TIMES = (("compliance_deliveries", "delivered_at"), ("compliance_delivered_pages", "delivered_at"), ("compliance_acks", "acked_at"),
                      ("compliance_sightings", "received_at"), ("compliance_false_positives", "reported_at"))
+
+
+def _missing(latest: list[int], delivered: set[int]) -> tuple[int, int | None]:
+    """(how many of `latest`, in ascending order, are not in `delivered`; the first of them)."""
+    missing = [date_added for date_added in latest if date_added not in delivered]
+    return len(missing), missing[0] if missing else None
 
 
 def _delivery_filter(collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
