@@ -17,6 +17,9 @@ import uuid
 import pytest
 import stix2
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from taxii2client.v21 import Collection, as_pages
 
 from backends import require_shared_store
@@ -441,3 +444,17 @@ def test_the_earliest_of_two_processes_records_of_one_delivery_is_kept(store):
     store.record_deliveries([earlier, later], [])
     assert store.compact_deliveries(10) == 2 and store.compact_deliveries(10) == 0
     assert [d.delivered_at for d in store.deliveries(None, None, None, None, 10)] == [1_000]
+
+
+@given(params=st.dictionaries(st.sampled_from(["collection", "since", "limit", "next"]),
+                              st.one_of(st.text(max_size=40), st.integers().map(str),
+                                        st.sampled_from(["advisories", "7d", "99999999999d", "0", "10000"])),
+                              max_size=4),
+       path=st.sampled_from(["deliveries/", "deliveries/summary/", "acknowledgements/"]))
+@hypothesis_settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_any_report_parameters_get_an_answer_or_400_never_a_server_error(regulator, params, path):
+    answer = regulator.get(f"/compliance/{path}", params=params)
+    assert answer.status_code in (200, 400), answer.text
+    if answer.status_code == 400:
+        assert answer.json()["http_status"] == "400"

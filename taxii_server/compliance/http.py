@@ -121,7 +121,8 @@ def _next(shape: tuple[type, ...]) -> tuple | None:
     except (ValueError, UnicodeEncodeError, binascii.Error, orjson.JSONDecodeError):
         key = None
     if not (isinstance(key, list) and len(key) == len(shape)
-            and all(type(part) is kind for part, kind in zip(key, shape))):
+            and all(type(part) is kind for part, kind in zip(key, shape))
+            and all(abs(part) < 2 ** 63 for part in key if isinstance(part, int))):  # what a store can hold
         raise bad_request("'next' is not a token this report gave.")
     return tuple(key)
 

@@ -115,13 +115,17 @@ def since(text: str, now: int | None = None) -> int:
     """`--since`: an RFC 3339 timestamp, or a duration back from now (`7d`, `12h`, `30m`, `45s`)."""
     match = _DURATION.fullmatch(text)
     if match:
-        return (now if now is not None else now_micros()) - int(match.group(1)) * _UNIT[match.group(2)] * 1_000_000
+        seconds = int(match.group(1)) * _UNIT[match.group(2)]
+        if seconds > MAX_SINCE_DAYS * 86_400:
+            raise ValueError(f"{text!r} reaches back more than {MAX_SINCE_DAYS} days")
+        return (now if now is not None else now_micros()) - seconds * 1_000_000
     try:
         return parse_timestamp(text)
     except TimestampError:
         raise ValueError(f"{text!r} is neither a timestamp nor a duration such as 7d") from None
 
 
+MAX_SINCE_DAYS = 36_500
 _DURATION = re.compile(r"(\d{1,9})([smhd])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
