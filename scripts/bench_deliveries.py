@@ -53,7 +53,7 @@ TAXII = "application/taxii+json;version=2.1"
 ADVISORIES = "886accab-6aad-41e0-b0f9-98a3056fa25d"
 DAY = 86_400_000_000
 sys.path.insert(0, str(REPO / "scripts"))
-from bench_page_latency import free_port, indicator  # noqa: E402
+from bench_page_latency import free_port, indicator, wait_until_up  # noqa: E402
 
 
 def write_deployment(folder: Path, licensees: int, tracked: bool) -> Path:
@@ -78,16 +78,6 @@ def load_advisories(store, count: int) -> None:
     for start in range(0, count, 1000):
         store.add_versions(ADVISORIES, [check_object(indicator(n)) for n in range(start, min(start + 1000, count))])
     print(f"  loaded {count} validated advisories in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-
-
-def wait_until_up(url: str, session: requests.Session) -> None:
-    for _ in range(300):
-        try:
-            session.get(url, timeout=10)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise SystemExit("server did not start")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -135,7 +125,7 @@ def throughput(objects: int, licensees: int) -> dict:
         sessions = {name: requests.Session() for name in configs}
         for name, session in sessions.items():
             session.headers["Accept"] = TAXII
-            wait_until_up(urls[name], session)
+            wait_until_up(urls[name], session, timeout=10)  # a loaded machine may answer slowly
         elapsed = {name: 0.0 for name in configs}
         cpu_before = {name: cpu_seconds(server.pid) for name, server in zip(configs, servers)}
         pages = 0

@@ -10,7 +10,6 @@ import re
 from collections import defaultdict
 
 from ..config import Collection
-from ..storage.base import Delivery
 from ..timestamps import TimestampError, format_timestamp, now_micros, parse_timestamp
 from . import scope
 from .service import ComplianceService
@@ -24,15 +23,13 @@ def delivery_rows(service: ComplianceService, collections: tuple[Collection, ...
                   limit: int = 1000) -> tuple[list[dict], DeliveryCursor | None]:
     """One row per licensee and object version delivered to it (by licensee, then in the order the
     versions were added), and the cursor of the next page (None at the end)."""
-    if after is None:  # later pages continue from the records the first one brought up to date
-        service.catch_up()
-    found = service.store.deliveries(_ids(service, collections), _licensee_ids(service), since, after, limit + 1)
-    page = found[:limit]
-    more = len(found) > limit
+    page, more = _page(service, after, limit, lambda wanted: service.store.deliveries(
+        _ids(service, collections), _licensee_ids(service), since, after, wanted))
     names = _collection_names(service)
     return [{"object_id": d.object_id, "version": d.version, "collection": names.get(d.collection_id, d.collection_id),
              "operator": d.operator_id, "delivered_at": _when(d.delivered_at),
-             "acknowledged_at": _when(d.acknowledged_at)} for d in page], _delivery_key(page[-1]) if more else None
+             "acknowledged_at": _when(d.acknowledged_at)} for d in page], \
+        (page[-1].operator_id, page[-1].collection_id, page[-1].date_added) if more else None
 
 
 def delivery_summary(service: ComplianceService, collections: tuple[Collection, ...] | None = None,
@@ -40,16 +37,22 @@ def delivery_summary(service: ComplianceService, collections: tuple[Collection, 
                      limit: int = 1000) -> tuple[list[dict], CountCursor | None]:
     """Per object version, in the order they were added: how many licensees received it and
     how many acknowledged it."""
-    if after is None:
-        service.catch_up()
-    found = service.store.delivery_counts(_ids(service, collections), _licensee_ids(service), since, after, limit + 1)
-    page = found[:limit]
-    more = len(found) > limit
+    page, more = _page(service, after, limit, lambda wanted: service.store.delivery_counts(
+        _ids(service, collections), _licensee_ids(service), since, after, wanted))
     names = _collection_names(service)
     return [{"object_id": c.object_id, "version": c.version, "collection": names.get(c.collection_id, c.collection_id),
              "licensees_delivered": c.delivered, "licensees_acknowledged": c.acknowledged,
              "first_delivered": _when(c.first_delivered)} for c in page], \
         (page[-1].collection_id, page[-1].date_added) if more else None
+
+
+def _page(service: ComplianceService, after, limit: int, fetch) -> tuple[list, bool]:
+    """Up to `limit` records from `fetch(how many)`, and whether more follow. Only a first page
+    brings the records up to date: later ones continue from what it saw."""
+    if after is None:
+        service.catch_up()
+    found = fetch(limit + 1)
+    return found[:limit], len(found) > limit
 
 
 def licensee_rows(service: ComplianceService) -> list[dict]:
@@ -154,10 +157,6 @@ def _undelivered(service: ComplianceService, since: int) -> dict[str, tuple[int,
 
 def _collection_names(service: ComplianceService) -> dict[str, str]:
     return {c.id: _name(c) for c in service.settings.collections}
-
-
-def _delivery_key(delivery: Delivery) -> DeliveryCursor:
-    return delivery.operator_id, delivery.collection_id, delivery.date_added
 
 
 def _name(collection: Collection | None, fallback: str = "") -> str:
