@@ -70,10 +70,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_up(url: str, session: requests.Session) -> None:
+def wait_until_up(url: str, session: requests.Session, timeout: float = 1) -> None:
     for _ in range(100):
         try:
-            session.get(url, timeout=1)
+            session.get(url, timeout=timeout)
             return
         except requests.ConnectionError:
             time.sleep(0.1)

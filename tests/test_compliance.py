@@ -17,13 +17,16 @@ import uuid
 import pytest
 import stix2
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from taxii2client.v21 import Collection, as_pages
 
 from backends import require_shared_store
 from conftest import ADVISORIES, COMMUNITY, TaxiiSession, envelope, indicator
 from test_crash_safety import TaxiiServerProcess
 from taxii_server.cli import main
-from taxii_server.storage.base import Delivery, Poll
+from taxii_server.storage.base import DeliveredPage, Poll
 from taxii_server.timestamps import now_micros
 
 pytestmark = pytest.mark.every_backend
@@ -327,8 +330,9 @@ def test_the_licensees_report_shows_polls_and_what_is_not_yet_delivered(advisori
 
 def test_records_past_the_retention_period_are_purged(store, regulator):
     long_ago = now_micros() - 800 * 86_400_000_000  # the default period is 730 days
-    store.record_deliveries([Delivery(ADVISORIES, advisory(1)["id"], "2026-01-01T00:00:00.000Z", "northtel",
-                                      long_ago)], [Poll("northtel", ADVISORIES, long_ago)])
+    store.record_deliveries([DeliveredPage("northtel", ADVISORIES, long_ago, ((long_ago - 1, advisory(1)["id"],
+                                                                              "2026-01-01T00:00:00.000Z"),))],
+                            [Poll("northtel", ADVISORIES, long_ago)])
     assert report(regulator, "deliveries/")["deliveries"] == []
 
 
@@ -429,3 +433,28 @@ def test_the_three_reports_on_the_command_line(config_path, settings, server, ke
 
     sightings = json.loads(cli(config_path, "report", "sightings", "--format", "json"))["indicators"]
     assert [(s["indicator_id"], s["operators"], s["sightings"]) for s in sightings] == [(advisories[0], 1, 3)]
+
+
+def test_the_earliest_of_two_processes_records_of_one_delivery_is_kept(store):
+    """Two processes may record one delivery and write their pages in either order."""
+    version = (1_700_000_000_000_000, advisory(1)["id"], "2026-01-01T00:00:00.000Z")
+    later, earlier = (DeliveredPage("northtel", ADVISORIES, at, (version,)) for at in (2_000, 1_000))
+    store.record_deliveries([later], [])
+    assert store.compact_deliveries(10) == 1
+    store.record_deliveries([earlier, later], [])
+    assert store.compact_deliveries(10) == 2 and store.compact_deliveries(10) == 0
+    assert [d.delivered_at for d in store.deliveries(None, None, None, None, 10)] == [1_000]
+
+
+@given(params=st.dictionaries(st.sampled_from(["collection", "since", "limit", "next"]),
+                              st.one_of(st.text(max_size=40), st.integers().map(str),
+                                        st.sampled_from(["advisories", "7d", "99999999999d", "0", "10000"])),
+                              max_size=4),
+       path=st.sampled_from(["deliveries/", "deliveries/summary/", "acknowledgements/"]))
+@hypothesis_settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_any_report_parameters_get_an_answer_or_400_never_a_server_error(regulator, params, path):
+    answer = regulator.get(f"/compliance/{path}", params=params)
+    assert answer.status_code in (200, 400), answer.text
+    if answer.status_code == 400:
+        assert answer.json()["http_status"] == "400"

@@ -7,6 +7,7 @@ first, and prints a table, CSV or JSON (`--format`).
 from __future__ import annotations
 
 import csv
+import itertools
 import sys
 from collections.abc import Callable, Iterable, Iterator
 
@@ -19,6 +20,8 @@ from . import reports
 from .service import ComplianceService
 
 PAGE = 5000
+ALL = 2 ** 62
+WIDTH_SAMPLE = 1000
 FORMATS = click.Choice(["table", "csv", "json"])
 
 
@@ -40,7 +43,8 @@ def register(main: click.Group, with_config: Callable) -> None:
         collections = _collections(settings, collection_ref)
         start = _since(since)
         rows = _pages(lambda after: reports.delivery_rows(service, collections, start, after, PAGE))
-        summary = _pages(lambda after: reports.delivery_summary(service, collections, start, after, PAGE))
+        # One query: each page of the summary groups the whole table again.
+        summary = _pages(lambda after: reports.delivery_summary(service, collections, start, after, ALL))
         _print({"deliveries": rows, "summary": summary}, output)
 
     @report.command("licensees", help="Per licensee: last request, last poll of each tracked collection, objects "
@@ -115,31 +119,28 @@ def _print(sections: dict[str, Iterable[dict]], output: str) -> None:
 
 
 def _write_rows(rows: Iterator[dict], output: str, out) -> None:
-    first = next(rows, None)
-    if first is None:
-        out.write("(none)\n" if output == "table" else "")
-        return
-    columns = list(first)
     if output == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerow([_cell(first[c]) for c in columns])
-        writer.writerows([_cell(row[c]) for c in columns] for row in rows)
+        first = next(rows, None)
+        if first is not None:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(list(first))
+            writer.writerows([_cell(row[c], none="") for c in first] for row in itertools.chain([first], rows))
         return
-    widths = {c: max(len(c), len(_cell(first[c])), 8) + 2 for c in columns}
+    # A table's columns are as wide as the first WIDTH_SAMPLE rows need: a long report still streams.
+    sample = list(itertools.islice(rows, WIDTH_SAMPLE))
+    if not sample:
+        out.write("(none)\n")
+        return
+    columns = list(sample[0])
+    widths = {c: max(len(c), *(len(_cell(row[c])) for row in sample)) + 2 for c in columns}
     out.write("".join(c.upper().ljust(widths[c]) for c in columns).rstrip() + "\n")
-    for row in _chain(first, rows):
+    for row in itertools.chain(sample, rows):
         out.write("".join(_cell(row[c]).ljust(widths[c]) for c in columns).rstrip() + "\n")
 
 
-def _chain(first: dict, rest: Iterator[dict]) -> Iterator[dict]:
-    yield first
-    yield from rest
-
-
-def _cell(value) -> str:
+def _cell(value, none: str = "-") -> str:
     if value is None:
-        return "-"
+        return none
     if isinstance(value, dict):
         return "; ".join(f"{key}={_cell(item)}" for key, item in value.items())
     return str(value)

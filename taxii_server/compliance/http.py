@@ -54,13 +54,13 @@ def _regulator_only() -> None:
 
 @blueprint.get("/deliveries/")
 def deliveries():
-    rows, cursor = reports.delivery_rows(service(), _collections(), _since(), _next(4), _limit())
+    rows, cursor = reports.delivery_rows(service(), _collections(), _since(), _next((str, str, int)), _limit())
     return _json({"deliveries": rows, **_more(cursor)})
 
 
 @blueprint.get("/deliveries/summary/")
 def delivery_summary():
-    rows, cursor = reports.delivery_summary(service(), _collections(), _since(), _next(3), _limit())
+    rows, cursor = reports.delivery_summary(service(), _collections(), _since(), _next((str, int)), _limit())
     return _json({"objects": rows, **_more(cursor)})
 
 
@@ -112,7 +112,7 @@ def _limit() -> int:
     return int(text)
 
 
-def _next(size: int) -> tuple | None:
+def _next(shape: tuple[type, ...]) -> tuple | None:
     token = request.args.get("next")
     if token is None:
         return None
@@ -120,7 +120,9 @@ def _next(size: int) -> tuple | None:
         key = orjson.loads(base64.urlsafe_b64decode(token.encode("ascii") + b"=" * (-len(token) % 4)))
     except (ValueError, UnicodeEncodeError, binascii.Error, orjson.JSONDecodeError):
         key = None
-    if not (isinstance(key, list) and len(key) == size and all(isinstance(part, str) for part in key)):
+    if not (isinstance(key, list) and len(key) == len(shape)
+            and all(type(part) is kind for part, kind in zip(key, shape))
+            and all(abs(part) < 2 ** 63 for part in key if isinstance(part, int))):  # what a store can hold
         raise bad_request("'next' is not a token this report gave.")
     return tuple(key)
 

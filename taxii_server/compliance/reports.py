@@ -10,37 +10,49 @@ import re
 from collections import defaultdict
 
 from ..config import Collection
-from ..storage.base import Delivery, DeliveryCount
 from ..timestamps import TimestampError, format_timestamp, now_micros, parse_timestamp
 from . import scope
 from .service import ComplianceService
 
-DeliveryCursor = tuple[str, str, str, str]
-CountCursor = tuple[str, str, str]
+DeliveryCursor = tuple[str, str, int]  # operator, collection, date_added
+CountCursor = tuple[str, int]  # collection, date_added
 
 
 def delivery_rows(service: ComplianceService, collections: tuple[Collection, ...] | None = None,
                   since: int | None = None, after: DeliveryCursor | None = None,
                   limit: int = 1000) -> tuple[list[dict], DeliveryCursor | None]:
-    """One row per object version and licensee it was delivered to, and the cursor of the
-    next page (None at the end)."""
-    service.catch_up()
-    found = service.store.deliveries(_ids(service, collections), _licensee_ids(service), since, after, limit + 1)
-    page = found[:limit]
-    more = len(found) > limit
-    return [_delivery_row(service, d) for d in page], _delivery_key(page[-1]) if more else None
+    """One row per licensee and object version delivered to it (by licensee, then in the order the
+    versions were added), and the cursor of the next page (None at the end)."""
+    page, more = _page(service, after, limit, lambda wanted: service.store.deliveries(
+        _ids(service, collections), _licensee_ids(service), since, after, wanted))
+    names = _collection_names(service)
+    return [{"object_id": d.object_id, "version": d.version, "collection": names.get(d.collection_id, d.collection_id),
+             "operator": d.operator_id, "delivered_at": _when(d.delivered_at),
+             "acknowledged_at": _when(d.acknowledged_at)} for d in page], \
+        (page[-1].operator_id, page[-1].collection_id, page[-1].date_added) if more else None
 
 
 def delivery_summary(service: ComplianceService, collections: tuple[Collection, ...] | None = None,
                      since: int | None = None, after: CountCursor | None = None,
                      limit: int = 1000) -> tuple[list[dict], CountCursor | None]:
-    """Per object version: how many licensees received it and how many acknowledged it."""
-    service.catch_up()
-    found = service.store.delivery_counts(_ids(service, collections), _licensee_ids(service), since, after, limit + 1)
-    page = found[:limit]
-    more = len(found) > limit
-    return [_count_row(service, c) for c in page], (page[-1].collection_id, page[-1].object_id,
-                                                      page[-1].version) if more else None
+    """Per object version, in the order they were added: how many licensees received it and
+    how many acknowledged it."""
+    page, more = _page(service, after, limit, lambda wanted: service.store.delivery_counts(
+        _ids(service, collections), _licensee_ids(service), since, after, wanted))
+    names = _collection_names(service)
+    return [{"object_id": c.object_id, "version": c.version, "collection": names.get(c.collection_id, c.collection_id),
+             "licensees_delivered": c.delivered, "licensees_acknowledged": c.acknowledged,
+             "first_delivered": _when(c.first_delivered)} for c in page], \
+        (page[-1].collection_id, page[-1].date_added) if more else None
+
+
+def _page(service: ComplianceService, after, limit: int, fetch) -> tuple[list, bool]:
+    """Up to `limit` records from `fetch(how many)`, and whether more follow. Only a first page
+    brings the records up to date: later ones continue from what it saw."""
+    if after is None:
+        service.catch_up()
+    found = fetch(limit + 1)
+    return found[:limit], len(found) > limit
 
 
 def licensee_rows(service: ComplianceService) -> list[dict]:
@@ -53,14 +65,11 @@ def licensee_rows(service: ComplianceService) -> list[dict]:
         polls[poll.operator_id][poll.collection_id] = poll.at
     every_published = tuple(dict.fromkeys(c.id for op in scope.licensees(service.settings)
                                           for c in service.exchange.published_to(op)))
-    pending = store.unacknowledged_objects(every_published)
+    pending = store.unacknowledged_versions(every_published)
+    undelivered = _undelivered(service, since)
     rows = []
     for licensee in scope.licensees(service.settings):
-        undelivered, oldest = 0, None
-        for collection in service.exchange.published_to(licensee):
-            count, first = store.undelivered(collection.id, licensee.id, since)
-            undelivered += count
-            oldest = first if oldest is None or (first is not None and first < oldest) else oldest
+        count, oldest = undelivered.get(licensee.id, (0, None))
         key_uses = [key.last_used for key in store.list_keys(licensee.id) if key.last_used]
         last_request = max([*key_uses, *polls[licensee.id].values()], default=None)
         rows.append({
@@ -69,7 +78,7 @@ def licensee_rows(service: ComplianceService) -> list[dict]:
             "last_request": _when(last_request),
             "last_polls": {_name(c): _when(polls[licensee.id].get(c.id))
                            for c in scope.tracked(service.settings) if c in service.exchange.readable_by(licensee)},
-            "undelivered": undelivered,
+            "undelivered": count,
             "oldest_undelivered": _when(oldest),
             "acknowledgements_pending": pending.get(licensee.id, 0),
         })
@@ -109,13 +118,17 @@ def since(text: str, now: int | None = None) -> int:
     """`--since`: an RFC 3339 timestamp, or a duration back from now (`7d`, `12h`, `30m`, `45s`)."""
     match = _DURATION.fullmatch(text)
     if match:
-        return (now if now is not None else now_micros()) - int(match.group(1)) * _UNIT[match.group(2)] * 1_000_000
+        seconds = int(match.group(1)) * _UNIT[match.group(2)]
+        if seconds > MAX_SINCE_DAYS * 86_400:
+            raise ValueError(f"{text!r} reaches back more than {MAX_SINCE_DAYS} days")
+        return (now if now is not None else now_micros()) - seconds * 1_000_000
     try:
         return parse_timestamp(text)
     except TimestampError:
         raise ValueError(f"{text!r} is neither a timestamp nor a duration such as 7d") from None
 
 
+MAX_SINCE_DAYS = 36_500
 _DURATION = re.compile(r"(\d{1,9})([smhd])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -128,22 +141,22 @@ def _licensee_ids(service: ComplianceService) -> tuple[str, ...]:
     return tuple(op.id for op in scope.licensees(service.settings))
 
 
-def _delivery_row(service: ComplianceService, delivery: Delivery) -> dict:
-    return {"object_id": delivery.object_id, "version": delivery.version,
-            "collection": _name(service.settings.collection(delivery.collection_id), delivery.collection_id),
-            "operator": delivery.operator_id, "delivered_at": _when(delivery.delivered_at),
-            "acknowledged_at": _when(delivery.acknowledged_at)}
+def _undelivered(service: ComplianceService, since: int) -> dict[str, tuple[int, int | None]]:
+    """Per licensee: latest versions published to it and never delivered, and the oldest one's date_added."""
+    totals: dict[str, tuple[int, int | None]] = {}
+    for collection in scope.tracked(service.settings):
+        readers = tuple(op.id for op in scope.licensees(service.settings)
+                        if collection in service.exchange.published_to(op))
+        if not readers:
+            continue
+        for operator_id, (count, oldest) in service.store.undelivered(collection.id, readers, since).items():
+            total, first = totals.get(operator_id, (0, None))
+            totals[operator_id] = total + count, min(filter(None, (first, oldest)), default=None)
+    return totals
 
 
-def _count_row(service: ComplianceService, count: DeliveryCount) -> dict:
-    return {"object_id": count.object_id, "version": count.version,
-            "collection": _name(service.settings.collection(count.collection_id), count.collection_id),
-            "licensees_delivered": count.delivered, "licensees_acknowledged": count.acknowledged,
-            "first_delivered": _when(count.first_delivered)}
-
-
-def _delivery_key(delivery: Delivery) -> DeliveryCursor:
-    return delivery.collection_id, delivery.object_id, delivery.version, delivery.operator_id
+def _collection_names(service: ComplianceService) -> dict[str, str]:
+    return {c.id: _name(c) for c in service.settings.collections}
 
 
 def _name(collection: Collection | None, fallback: str = "") -> str:

@@ -6,7 +6,9 @@ acknowledgements, sightings and false positives, settles recent
 acknowledgements against deliveries that were still buffered, and purges
 records past the retention period (at most once an hour). It runs before
 every report, and within a second of a POST to a private collection on this
-process (from the delivery flusher's thread, off the request path).
+process (from the delivery flusher's thread, off the request path). Before
+reading, it turns the pages the read path recorded into per-version
+deliveries; without reports or POSTs it does that every five minutes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from .reading import Exchange
 from .sightings import record_false_positives, record_sighting
 
 PURGE_EVERY = 3600 * 1_000_000
+# Recorded pages are turned into per-version deliveries before every report and at least this often.
+COMPACT_EVERY = 300 * 1_000_000
+COMPACT_BATCH = 1000  # pages per transaction
 DAY = 86_400 * 1_000_000
 
 
@@ -30,8 +35,10 @@ class ComplianceService:
         self.exchange = Exchange(settings, store)
         self.recorder = DeliveryRecorder(store, on_tick=self._catch_up_if_written)
         self._catching_up = threading.Lock()
+        self._written_lock = threading.Lock()
         self._written: set[str] = set()
         self._last_purge = 0
+        self._last_compaction = now_micros()
 
     @property
     def settings(self) -> Settings:
@@ -48,7 +55,9 @@ class ComplianceService:
     def note_write(self, collection_id: str) -> None:
         """A POST stored objects in `collection_id`: catch up within a second if it is a private collection."""
         if collection_id in self.exchange.private_collections:
-            self._written.add(collection_id)
+            with self._written_lock:
+                self._written.add(collection_id)
+            self.recorder.start_thread()
 
     def catch_up(self) -> None:
         """Bring every record up to date: the buffer of deliveries, then what licensees reported."""
@@ -56,12 +65,23 @@ class ComplianceService:
         self._catch_up(list(self.exchange.private_collections))
 
     def _catch_up_if_written(self) -> None:
-        written, self._written = self._written, set()
+        """The background thread's work after each flush."""
+        with self._written_lock:
+            written, self._written = self._written, set()
         if written:
             self._catch_up(sorted(written))
+        elif now_micros() - self._last_compaction >= COMPACT_EVERY:
+            with self._catching_up:
+                self._compact()
+
+    def _compact(self) -> None:
+        self._last_compaction = now_micros()
+        while self.store.compact_deliveries(COMPACT_BATCH):
+            pass
 
     def _catch_up(self, collection_ids: list[str]) -> None:
         with self._catching_up:
+            self._compact()  # acknowledgements are checked against deliveries
             for collection_id in collection_ids:
                 self._read_reports(collection_id)
             now = now_micros()

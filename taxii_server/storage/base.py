@@ -219,17 +219,29 @@ class ClientCertRecord:
 
 # -- compliance records (taxii_server/compliance) ------------------------------------
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(NamedTuple):
     """The first time `operator_id` was sent one version of an object (and, once
-    known, the first acknowledgement of that object it sent after receiving it)."""
+    known, the first acknowledgement of that object it sent after receiving it).
+    The version is the one stored at `date_added` in the collection. A tuple rather
+    than a dataclass: one is made for every object version on every page served."""
 
+    operator_id: str
     collection_id: str
+    date_added: int
     object_id: str
     version: str
-    operator_id: str
     delivered_at: int
     acknowledged_at: int | None = None
+
+
+class DeliveredPage(NamedTuple):
+    """The versions one page sent to an operator, as the read path records it: one
+    record per page, cheap to write; `compact_deliveries` turns it into Deliveries."""
+
+    operator_id: str
+    collection_id: str
+    delivered_at: int
+    versions: tuple[tuple[int, str, str], ...]  # (date_added, object id, version) of each
 
 
 @dataclass(frozen=True)
@@ -292,6 +304,7 @@ class DeliveryCount:
     """How many operators received one object version, and how many of them acknowledged it."""
 
     collection_id: str
+    date_added: int
     object_id: str
     version: str
     delivered: int
@@ -536,20 +549,25 @@ class Store(abc.ABC):
 
     # -- compliance records (taxii_server/compliance) ------------------------------------
     @abc.abstractmethod
-    def record_deliveries(self, deliveries: list[Delivery], polls: list[Poll]) -> None:
-        """Keep the earliest `delivered_at` of each (collection, object, version, operator)
-        and the latest poll of each (operator, collection); idempotent."""
+    def record_deliveries(self, pages: list[DeliveredPage], polls: list[Poll]) -> None:
+        """Append the pages, and keep the latest poll of each (operator, collection)."""
+
+    @abc.abstractmethod
+    def compact_deliveries(self, max_pages: int) -> int:
+        """Turn up to `max_pages` recorded pages, oldest first, into Deliveries, keeping the
+        earliest `delivered_at` of each (operator, collection, date_added); return how many
+        pages went. Idempotent: two processes compacting the same pages record each delivery once."""
 
     @abc.abstractmethod
     def deliveries(self, collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
-                   since: int | None, after: tuple[str, str, str, str] | None, limit: int) -> list[Delivery]:
-        """Deliveries in (collection, object, version, operator) order, after the key `after`;
+                   since: int | None, after: tuple[str, str, int] | None, limit: int) -> list[Delivery]:
+        """Deliveries in (operator, collection, date_added) order, after the key `after`;
         None for `collection_ids` or `operator_ids` means all; `since` keeps those delivered at or after it."""
 
     @abc.abstractmethod
     def delivery_counts(self, collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
-                        since: int | None, after: tuple[str, str, str] | None, limit: int) -> list[DeliveryCount]:
-        """Per object version, in (collection, object, version) order after `after`: how many of the
+                        since: int | None, after: tuple[str, int] | None, limit: int) -> list[DeliveryCount]:
+        """Per object version, in (collection, date_added) order after `after`: how many of the
         operators (all, or `operator_ids`) received it, and how many of them acknowledged it."""
 
     @abc.abstractmethod
@@ -588,13 +606,14 @@ class Store(abc.ABC):
         """The latest poll of each (operator, collection)."""
 
     @abc.abstractmethod
-    def undelivered(self, collection_id: str, operator_id: str, added_since: int) -> tuple[int, int | None]:
-        """(how many latest versions added at or after `added_since` were never delivered to the
-        operator, the `date_added` of the oldest of them)."""
+    def undelivered(self, collection_id: str, operator_ids: tuple[str, ...],
+                    added_since: int) -> dict[str, tuple[int, int | None]]:
+        """Per operator: (how many latest versions added at or after `added_since` were never
+        delivered to it, the `date_added` of the oldest of them)."""
 
     @abc.abstractmethod
-    def unacknowledged_objects(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
-        """Per operator: objects delivered to it with a delivered version not acknowledged since."""
+    def unacknowledged_versions(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
+        """Per operator: versions delivered to it and not acknowledged since."""
 
     @abc.abstractmethod
     def compliance_cursor(self, collection_id: str) -> int:

@@ -55,9 +55,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+import orjson
 import pymongo
-from pymongo import ASCENDING, MongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import (BulkWriteError, CollectionInvalid, ConnectionFailure, DuplicateKeyError, ExecutionTimeout,
                             PyMongoError)
@@ -66,10 +66,10 @@ from pymongo.write_concern import WriteConcern
 
 from ..timestamps import now_micros
 from . import StorageError, redacted
-from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, Delivery,
-                   DeliveryCount, FalsePositive, FeedEntry, FeedIndicator, FeedState, NewVersion, ObjectQuery, Page,
-                   Poll, PortalSession, SightingRecord, StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion,
-                   Submission, VersionFilter, VersionRecord, take_page)
+from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, DeliveredPage,
+                   Delivery, DeliveryCount, FalsePositive, FeedEntry, FeedIndicator, FeedState, NewVersion,
+                   ObjectQuery, Page, Poll, PortalSession, SightingRecord, StatusMaker, StatusRecord, Store,
+                   StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 log = logging.getLogger(__name__)
@@ -121,10 +121,9 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
 
 # Compliance records (taxii_server/compliance): their collections, with the index
 # that keys each one; the time indexes serve `--since` and the retention purge.
-_DELIVERY_KEY = ("collection_id", "object_id", "version", "operator_id")
+_DELIVERY_KEY = ("operator_id", "collection_id", "date_added")
 COMPLIANCE_INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
-    "compliance_deliveries": [("by_key", [(name, ASCENDING) for name in _DELIVERY_KEY], {"unique": True}),
-                              ("by_time", [("delivered_at", ASCENDING)], {})],
+    "compliance_deliveries": [("by_key", [(name, ASCENDING) for name in _DELIVERY_KEY], {"unique": True})],
     "compliance_polls": [("by_key", [("operator_id", ASCENDING), ("collection_id", ASCENDING)], {"unique": True})],
     "compliance_acks": [("by_key", [("operator_id", ASCENDING), ("object_id", ASCENDING), ("ack_id", ASCENDING)],
                          {"unique": True}),
@@ -133,6 +132,7 @@ COMPLIANCE_INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], dict]]] = {
     "compliance_false_positives": [("by_key", [("operator_id", ASCENDING), ("opinion_id", ASCENDING),
                                                ("indicator_id", ASCENDING)], {"unique": True})],
     "compliance_cursors": [],
+    "compliance_delivered_pages": [],
 }
 COLLECTIONS += tuple(COMPLIANCE_INDEXES)
 INDEXES.update(COMPLIANCE_INDEXES)
@@ -560,10 +560,24 @@ class MongoStore(Store):
         self._db().client_certs.replace_one({"_id": record.fingerprint}, _cert_document(record), upsert=True)
 
     # -- compliance records (taxii_server/compliance) ------------------------------------
-    def record_deliveries(self, deliveries: list[Delivery], polls: list[Poll]) -> None:
+    def record_deliveries(self, pages: list[DeliveredPage], polls: list[Poll]) -> None:
         db = self._db()
-        documents = [dict(vars(d)) for d in deliveries]
-        try:  # new deliveries in one round trip; the few already held keep the earlier time
+        if pages:
+            db.compliance_delivered_pages.insert_many(
+                [{"operator_id": page.operator_id, "collection_id": page.collection_id,
+                  "delivered_at": page.delivered_at, "versions": orjson.dumps(page.versions)} for page in pages])
+        for p in polls:
+            _upsert(db.compliance_polls, {"operator_id": p.operator_id, "collection_id": p.collection_id},
+                    {"$max": {"at": p.at}})
+
+    def compact_deliveries(self, max_pages: int) -> int:
+        db = self._db()
+        pages = list(db.compliance_delivered_pages.find().sort("_id", ASCENDING).limit(max_pages))
+        documents = [{"operator_id": page["operator_id"], "collection_id": page["collection_id"],
+                      "date_added": date_added, "object_id": object_id, "version": version,
+                      "delivered_at": page["delivered_at"], "acknowledged_at": None}
+                     for page in pages for date_added, object_id, version in orjson.loads(page["versions"])]
+        try:  # new deliveries in one round trip; those already held keep the earlier time
             if documents:
                 db.compliance_deliveries.insert_many(documents, ordered=False)
         except BulkWriteError as exc:
@@ -573,12 +587,12 @@ class MongoStore(Store):
                 held = documents[error["index"]]
                 db.compliance_deliveries.update_one({name: held[name] for name in _DELIVERY_KEY},
                                                     {"$min": {"delivered_at": held["delivered_at"]}})
-        for p in polls:
-            _upsert(db.compliance_polls, {"operator_id": p.operator_id, "collection_id": p.collection_id},
-                    {"$max": {"at": p.at}})
+        # Deleted only now: a process that stops half-way leaves them for the next compaction.
+        db.compliance_delivered_pages.delete_many({"_id": {"$in": [page["_id"] for page in pages]}})
+        return len(pages)
 
     def deliveries(self, collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
-                   since: int | None, after: tuple[str, str, str, str] | None, limit: int) -> list[Delivery]:
+                   since: int | None, after: tuple[str, str, int] | None, limit: int) -> list[Delivery]:
         match = _delivery_match(collection_ids, operator_ids, since)
         if after is not None:
             match = {"$and": [match, _after_key(_DELIVERY_KEY, after)]}
@@ -587,15 +601,16 @@ class MongoStore(Store):
         return [Delivery(**doc) for doc in found]
 
     def delivery_counts(self, collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
-                        since: int | None, after: tuple[str, str, str] | None, limit: int) -> list[DeliveryCount]:
-        key = _DELIVERY_KEY[:3]
+                        since: int | None, after: tuple[str, int] | None, limit: int) -> list[DeliveryCount]:
+        key = ("collection_id", "date_added")
         pipeline: list[dict] = [
             {"$match": _delivery_match(collection_ids, operator_ids, since)},
-            {"$group": {"_id": {name: f"${name}" for name in key}, "delivered": {"$sum": 1},
+            {"$group": {"_id": {name: f"${name}" for name in key}, "object_id": {"$min": "$object_id"},
+                        "version": {"$min": "$version"}, "delivered": {"$sum": 1},
                         "acknowledged": {"$sum": {"$cond": [{"$gt": ["$acknowledged_at", None]}, 1, 0]}},
                         "first_delivered": {"$min": "$delivered_at"}}},
-            {"$project": {**{name: f"$_id.{name}" for name in key}, "delivered": 1, "acknowledged": 1,
-                          "first_delivered": 1, "_id": 0}},
+            {"$project": {**{name: f"$_id.{name}" for name in key}, "object_id": 1, "version": 1, "delivered": 1,
+                          "acknowledged": 1, "first_delivered": 1, "_id": 0}},
         ]
         if after is not None:
             pipeline.append({"$match": _after_key(key, after)})
@@ -603,15 +618,25 @@ class MongoStore(Store):
         return [DeliveryCount(**doc) for doc in self._db().compliance_deliveries.aggregate(pipeline)]
 
     def has_delivery(self, operator_id: str, object_id: str, collection_ids: tuple[str, ...], before: int) -> bool:
-        return self._db().compliance_deliveries.find_one(
-            {"collection_id": {"$in": list(collection_ids)}, "object_id": object_id, "operator_id": operator_id,
-             "delivered_at": {"$lte": before}}, {"_id": 1}) is not None
+        db = self._db()
+        return any(db.compliance_deliveries.find_one(
+            {"operator_id": operator_id, "collection_id": collection_id,
+             "date_added": {"$in": self._versions_of(collection_id, object_id)}, "delivered_at": {"$lte": before}},
+            {"_id": 1}) is not None for collection_id in collection_ids)
 
     def mark_acknowledged(self, operator_id: str, object_id: str, collection_ids: tuple[str, ...], at: int) -> int:
-        return self._db().compliance_deliveries.update_many(
-            {"collection_id": {"$in": list(collection_ids)}, "object_id": object_id, "operator_id": operator_id,
-             "delivered_at": {"$lte": at}, "$or": [{"acknowledged_at": None}, {"acknowledged_at": {"$gt": at}}]},
-            {"$set": {"acknowledged_at": at}}).modified_count
+        db = self._db()
+        return sum(db.compliance_deliveries.update_many(
+            {"operator_id": operator_id, "collection_id": collection_id,
+             "date_added": {"$in": self._versions_of(collection_id, object_id)}, "delivered_at": {"$lte": at},
+             "$or": [{"acknowledged_at": None}, {"acknowledged_at": {"$gt": at}}]},
+            {"$set": {"acknowledged_at": at}}).modified_count for collection_id in collection_ids)
+
+    def _versions_of(self, collection_id: str, object_id: str) -> list[int]:
+        """The date_added of every version of one object in one collection."""
+        found = self._db().objects.find({"collection_id": collection_id, "object_id": object_id},
+                                        {"_id": 0, "date_added": 1}).hint("by_id")
+        return [doc["date_added"] for doc in found]
 
     def save_acknowledgement(self, ack: Acknowledgement) -> None:
         fields = dict(vars(ack))
@@ -649,23 +674,27 @@ class MongoStore(Store):
     def last_polls(self) -> list[Poll]:
         return [Poll(**doc) for doc in self._db().compliance_polls.find({}, {"_id": 0})]
 
-    def undelivered(self, collection_id: str, operator_id: str, added_since: int) -> tuple[int, int | None]:
+    def undelivered(self, collection_id: str, operator_ids: tuple[str, ...],
+                    added_since: int) -> dict[str, tuple[int, int | None]]:
         db = self._db()
-        delivered = {(doc["object_id"], doc["version"]) for doc in db.compliance_deliveries.find(
-            {"collection_id": collection_id, "operator_id": operator_id}, {"_id": 0, "object_id": 1, "version": 1})}
-        latest = db.objects.find({"collection_id": collection_id, "is_last": True, "date_added": {"$gte": added_since}},
-                                 {"_id": 0, "object_id": 1, "version": 1, "date_added": 1}).hint("last_by_date")
-        missing = [doc["date_added"] for doc in latest if (doc["object_id"], doc["version"]) not in delivered]
-        return len(missing), min(missing, default=None)
+        latest = [doc["date_added"] for doc in db.objects.find(
+            {"collection_id": collection_id, "is_last": True, "date_added": {"$gte": added_since}},
+            {"_id": 0, "date_added": 1}).hint("last_by_date").sort("date_added", ASCENDING)]
+        result = {}
+        for operator_id in operator_ids:
+            delivered = {doc["date_added"] for doc in db.compliance_deliveries.find(
+                {"operator_id": operator_id, "collection_id": collection_id, "date_added": {"$gte": added_since}},
+                {"_id": 0, "date_added": 1})}
+            missing = [date_added for date_added in latest if date_added not in delivered]
+            result[operator_id] = len(missing), missing[0] if missing else None
+        return result
 
-    def unacknowledged_objects(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
+    def unacknowledged_versions(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
         pipeline = [
             {"$match": {"collection_id": {"$in": list(collection_ids)}, "acknowledged_at": None}},
-            {"$group": {"_id": {"operator_id": "$operator_id", "collection_id": "$collection_id",
-                                "object_id": "$object_id"}}},
-            {"$group": {"_id": "$_id.operator_id", "objects": {"$sum": 1}}},
+            {"$group": {"_id": "$operator_id", "versions": {"$sum": 1}}},
         ]
-        return {doc["_id"]: doc["objects"] for doc in self._db().compliance_deliveries.aggregate(pipeline)}
+        return {doc["_id"]: doc["versions"] for doc in self._db().compliance_deliveries.aggregate(pipeline)}
 
     def compliance_cursor(self, collection_id: str) -> int:
         doc = self._db().compliance_cursors.find_one({"_id": collection_id})
@@ -677,7 +706,8 @@ class MongoStore(Store):
     def purge_compliance(self, before: int) -> int:
         db = self._db()
         return sum(db[name].delete_many({field: {"$lt": before}}).deleted_count for name, field in (
-            ("compliance_deliveries", "delivered_at"), ("compliance_acks", "acked_at"),
+            ("compliance_deliveries", "delivered_at"), ("compliance_delivered_pages", "delivered_at"),
+            ("compliance_acks", "acked_at"),
             ("compliance_sightings", "received_at"), ("compliance_false_positives", "reported_at")))
 
 

@@ -13,18 +13,20 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import astuple
 from pathlib import Path
 
+import orjson
+
 from ..file_modes import private_file
 from ..timestamps import now_micros
-from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, Delivery,
-                   DeliveryCount, FalsePositive, FeedEntry, FeedIndicator, FeedState, NewVersion, ObjectQuery, Page,
-                   Poll, PortalSession, SightingRecord, StatusMaker, StatusRecord, Store, StoreBusy, StoredVersion,
-                   Submission, VersionFilter, VersionRecord, take_page)
+from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, DeliveredPage,
+                   Delivery, DeliveryCount, FalsePositive, FeedEntry, FeedIndicator, FeedState, NewVersion,
+                   ObjectQuery, Page, Poll, PortalSession, SightingRecord, StatusMaker, StatusRecord, Store,
+                   StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 SCHEMA = """
@@ -616,55 +618,69 @@ class SQLiteStore(Store):
                        astuple(record))
 
     # -- compliance records (taxii_server/compliance) ------------------------------------
-    def record_deliveries(self, deliveries: list[Delivery], polls: list[Poll]) -> None:
+    def record_deliveries(self, pages: list[DeliveredPage], polls: list[Poll]) -> None:
         with self._write() as db:
-            db.executemany(
-                "INSERT INTO compliance_deliveries (collection_id, object_id, version, operator_id, delivered_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET delivered_at = excluded.delivered_at"
-                " WHERE excluded.delivered_at < delivered_at",
-                [(d.collection_id, d.object_id, d.version, d.operator_id, d.delivered_at) for d in deliveries])
+            db.executemany("INSERT INTO compliance_delivered_pages (operator_id, collection_id, delivered_at, versions)"
+                           " VALUES (?, ?, ?, ?)", [(*page[:3], orjson.dumps(page.versions)) for page in pages])
             db.executemany(
                 "INSERT INTO compliance_polls (operator_id, collection_id, at) VALUES (?, ?, ?)"
                 " ON CONFLICT DO UPDATE SET at = MAX(at, excluded.at)",
                 [(p.operator_id, p.collection_id, p.at) for p in polls])
 
+    def compact_deliveries(self, max_pages: int) -> int:
+        with self._write() as db:
+            pages = db.execute("SELECT seq, operator_id, collection_id, delivered_at, versions"
+                               " FROM compliance_delivered_pages ORDER BY seq LIMIT ?", (max_pages,)).fetchall()
+            if not pages:
+                return 0
+            db.executemany(
+                f"INSERT INTO compliance_deliveries ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL)"
+                " ON CONFLICT DO UPDATE SET delivered_at = excluded.delivered_at"
+                " WHERE excluded.delivered_at < delivered_at",
+                [(operator_id, collection_id, date_added, object_id, version, delivered_at)
+                 for _, operator_id, collection_id, delivered_at, versions in pages
+                 for date_added, object_id, version in orjson.loads(versions)])
+            db.execute("DELETE FROM compliance_delivered_pages WHERE seq <= ?", (pages[-1][0],))
+        return len(pages)
+
     def deliveries(self, collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
-                   since: int | None, after: tuple[str, str, str, str] | None, limit: int) -> list[Delivery]:
-        where, params = _delivery_filter(collection_ids, operator_ids, since)
+                   since: int | None, after: tuple[str, str, int] | None, limit: int) -> list[Delivery]:
+        where, params = _delivery_filter(collection_ids, operator_ids, since, seek=after is not None)
         if after is not None:
-            where += " AND (collection_id, object_id, version, operator_id) > (?, ?, ?, ?)"
+            where += " AND (operator_id, collection_id, date_added) > (?, ?, ?)"
             params += list(after)
         rows = self._connection().execute(
             f"SELECT {_DELIVERY_COLUMNS} FROM compliance_deliveries WHERE {where}"
-            " ORDER BY collection_id, object_id, version, operator_id LIMIT ?", (*params, limit))
+            " ORDER BY operator_id, collection_id, date_added LIMIT ?", (*params, limit))
         return [Delivery(*row) for row in rows]
 
     def delivery_counts(self, collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
-                        since: int | None, after: tuple[str, str, str] | None, limit: int) -> list[DeliveryCount]:
+                        since: int | None, after: tuple[str, int] | None, limit: int) -> list[DeliveryCount]:
         where, params = _delivery_filter(collection_ids, operator_ids, since)
         if after is not None:
-            where += " AND (collection_id, object_id, version) > (?, ?, ?)"
+            where += " AND (collection_id, date_added) > (?, ?)"
             params += list(after)
         rows = self._connection().execute(
-            "SELECT collection_id, object_id, version, COUNT(*), COUNT(acknowledged_at), MIN(delivered_at)"
-            f" FROM compliance_deliveries WHERE {where} GROUP BY collection_id, object_id, version"
-            " ORDER BY collection_id, object_id, version LIMIT ?", (*params, limit))
+            "SELECT collection_id, date_added, MIN(object_id), MIN(version), COUNT(*), COUNT(acknowledged_at),"
+            f" MIN(delivered_at) FROM compliance_deliveries WHERE {where} GROUP BY collection_id, date_added"
+            " ORDER BY collection_id, date_added LIMIT ?", (*params, limit))
         return [DeliveryCount(*row) for row in rows]
 
     def has_delivery(self, operator_id: str, object_id: str, collection_ids: tuple[str, ...], before: int) -> bool:
-        row = self._connection().execute(
-            f"SELECT 1 FROM compliance_deliveries WHERE collection_id IN ({_marks(collection_ids)})"
-            " AND object_id = ? AND operator_id = ? AND delivered_at <= ? LIMIT 1",
-            (*collection_ids, object_id, operator_id, before)).fetchone()
-        return row is not None
+        db = self._connection()
+        return any(db.execute(
+            f"SELECT 1 FROM compliance_deliveries WHERE operator_id = ? AND collection_id = ?"
+            f" AND date_added IN ({_VERSIONS_OF_OBJECT}) AND delivered_at <= ? LIMIT 1",
+            (operator_id, collection_id, collection_id, object_id, before)).fetchone() for collection_id in collection_ids)
 
     def mark_acknowledged(self, operator_id: str, object_id: str, collection_ids: tuple[str, ...], at: int) -> int:
         with self._write() as db:
-            return db.execute(
-                f"UPDATE compliance_deliveries SET acknowledged_at = ? WHERE collection_id IN ({_marks(collection_ids)})"
-                " AND object_id = ? AND operator_id = ? AND delivered_at <= ?"
+            return sum(db.execute(
+                "UPDATE compliance_deliveries SET acknowledged_at = ? WHERE operator_id = ? AND collection_id = ?"
+                f" AND date_added IN ({_VERSIONS_OF_OBJECT}) AND delivered_at <= ?"
                 " AND (acknowledged_at IS NULL OR acknowledged_at > ?)",
-                (at, *collection_ids, object_id, operator_id, at, at)).rowcount
+                (at, operator_id, collection_id, collection_id, object_id, at, at)).rowcount
+                for collection_id in collection_ids)
 
     def save_acknowledgement(self, ack: Acknowledgement) -> None:
         with self._write() as db:
@@ -708,19 +724,23 @@ class SQLiteStore(Store):
         rows = self._connection().execute("SELECT operator_id, collection_id, at FROM compliance_polls")
         return [Poll(*row) for row in rows]
 
-    def undelivered(self, collection_id: str, operator_id: str, added_since: int) -> tuple[int, int | None]:
-        count, oldest = self._connection().execute(
-            "SELECT COUNT(*), MIN(date_added) FROM objects o WHERE o.collection_id = ? AND o.is_last = 1"
-            " AND o.date_added >= ? AND NOT EXISTS (SELECT 1 FROM compliance_deliveries d"
-            " WHERE d.collection_id = o.collection_id AND d.object_id = o.object_id AND d.version = o.version"
-            " AND d.operator_id = ?)", (collection_id, added_since, operator_id)).fetchone()
-        return count, oldest
+    def undelivered(self, collection_id: str, operator_ids: tuple[str, ...],
+                    added_since: int) -> dict[str, tuple[int, int | None]]:
+        # Set differences in Python: one read of the latest versions, then one key-range read per
+        # operator, instead of one key look-up per latest version and operator.
+        db = self._connection()
+        latest = [row[0] for row in db.execute(
+            "SELECT date_added FROM objects WHERE collection_id = ? AND is_last = 1 AND date_added >= ?"
+            " ORDER BY date_added", (collection_id, added_since))]
+        return {operator_id: _missing(latest, {row[0] for row in db.execute(
+            "SELECT date_added FROM compliance_deliveries WHERE operator_id = ? AND collection_id = ?"
+            " AND date_added >= ?", (operator_id, collection_id, added_since))}) for operator_id in operator_ids}
 
-    def unacknowledged_objects(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
+    def unacknowledged_versions(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
         if not collection_ids:
             return {}
         rows = self._connection().execute(
-            "SELECT operator_id, COUNT(DISTINCT collection_id || ' ' || object_id) FROM compliance_deliveries"
+            "SELECT operator_id, COUNT(*) FROM compliance_deliveries"
             f" WHERE collection_id IN ({_marks(collection_ids)}) AND acknowledged_at IS NULL GROUP BY operator_id",
             collection_ids)
         return dict(rows.fetchall())
@@ -937,18 +957,29 @@ def _marks(values) -> str:
 # -- compliance records ------------------------------------------------------------
 
 COMPLIANCE_SCHEMA = """
--- One row per object version first sent to an operator; the key orders the delivery report.
+-- One row per object version first sent to an operator. Keyed by the version's date_added,
+-- so that what one operator is sent lands next to what it was sent before (pollers read in
+-- date_added order): a page's deliveries are written into one or two pages of the table.
+-- There is deliberately no other index: every one would be written on every delivery.
+-- Filled from compliance_delivered_pages (one row per page served, appended on the read
+-- path) by compact_deliveries, off the read path.
+CREATE TABLE IF NOT EXISTS compliance_delivered_pages (
+    seq           INTEGER PRIMARY KEY,
+    operator_id   TEXT    NOT NULL,
+    collection_id TEXT    NOT NULL,
+    delivered_at  INTEGER NOT NULL,
+    versions      BLOB    NOT NULL  -- JSON: [[date_added, object id, version], ...]
+);
 CREATE TABLE IF NOT EXISTS compliance_deliveries (
+    operator_id     TEXT    NOT NULL,
     collection_id   TEXT    NOT NULL,
+    date_added      INTEGER NOT NULL,
     object_id       TEXT    NOT NULL,
     version         TEXT    NOT NULL,
-    operator_id     TEXT    NOT NULL,
     delivered_at    INTEGER NOT NULL,
     acknowledged_at INTEGER,
-    PRIMARY KEY (collection_id, object_id, version, operator_id)
+    PRIMARY KEY (operator_id, collection_id, date_added)
 ) WITHOUT ROWID;
--- --since and the retention purge read a time range.
-CREATE INDEX IF NOT EXISTS compliance_deliveries_by_time ON compliance_deliveries (delivered_at);
 CREATE TABLE IF NOT EXISTS compliance_polls (
     operator_id   TEXT    NOT NULL,
     collection_id TEXT    NOT NULL,
@@ -994,20 +1025,31 @@ CREATE TABLE IF NOT EXISTS compliance_cursors (
     position      INTEGER NOT NULL
 );
 """
-_DELIVERY_COLUMNS = "collection_id, object_id, version, operator_id, delivered_at, acknowledged_at"
+_DELIVERY_COLUMNS = "operator_id, collection_id, date_added, object_id, version, delivered_at, acknowledged_at"
+# The date_added of every version of one object in one collection (parameters: collection, object).
+_VERSIONS_OF_OBJECT = "SELECT date_added FROM objects INDEXED BY objects_by_id WHERE collection_id = ? AND object_id = ?"
 _ACK_COLUMNS = "operator_id, object_id, ack_id, ack_version, collection_id, acked_at, value, status, settled"
 _SIGHTING_COLUMNS = "operator_id, sighting_id, version, version_key, indicator_id, count, first_seen, last_seen, received_at"
 _FALSE_POSITIVE_COLUMNS = "operator_id, opinion_id, indicator_id, value, reported_at"
-_COMPLIANCE_TIMES = (("compliance_deliveries", "delivered_at"), ("compliance_acks", "acked_at"),
+_COMPLIANCE_TIMES = (("compliance_deliveries", "delivered_at"), ("compliance_delivered_pages", "delivered_at"), ("compliance_acks", "acked_at"),
                      ("compliance_sightings", "received_at"), ("compliance_false_positives", "reported_at"))
 
 
+def _missing(latest: list[int], delivered: set[int]) -> tuple[int, int | None]:
+    """(how many of `latest`, in ascending order, are not in `delivered`; the first of them)."""
+    missing = [date_added for date_added in latest if date_added not in delivered]
+    return len(missing), missing[0] if missing else None
+
+
 def _delivery_filter(collection_ids: tuple[str, ...] | None, operator_ids: tuple[str, ...] | None,
-                     since: int | None) -> tuple[str, list]:
+                     since: int | None, seek: bool = False) -> tuple[str, list]:
+    """The WHERE clause for these filters. With `seek` (a page after a cursor), the IN terms
+    are kept from the key (`+column`), so that the page starts where the cursor points
+    instead of at the start of every operator's range."""
     clauses, params = ["1"], []
     for column, values in (("collection_id", collection_ids), ("operator_id", operator_ids)):
         if values is not None:
-            clauses.append(f"{column} IN ({_marks(values)})")
+            clauses.append(f"{'+' if seek else ''}{column} IN ({_marks(values)})")
             params += list(values)
     if since is not None:
         clauses.append("delivered_at >= ?")
