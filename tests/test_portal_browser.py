@@ -182,8 +182,9 @@ def advisory(exchange) -> dict:
     made = authoring.indicators("domain", ["parcel-fee.example", "parcel-fee2.example"], details)
     made.append(authoring.advisory(details, made))
     regulator = Principal(exchange.settings.operators["regulator"], "seed")
-    report = store_objects(exchange.app.extensions["taxii"], regulator, exchange.settings.collection(ADVISORIES),
-                           lambda: made, now_micros())
+    with exchange.app.test_request_context():  # stored as the portal's publishing form stores it
+        report = store_objects(exchange.app.extensions["taxii"], regulator, exchange.settings.collection(ADVISORIES),
+                               lambda: made, now_micros())
     assert report.success_count == 3
     return made[-1]
 
