@@ -17,6 +17,7 @@ from ..app import app_services
 from ..storage.base import ObjectQuery, VersionFilter
 from ..errors import TaxiiError
 from ..ingest import store_objects
+from ..sharing.identities import identity_of
 from ..timestamps import now_micros
 from ..validation import objects_from_body
 from . import authoring, csrf, export, rights, sessions
@@ -309,7 +310,7 @@ def acknowledge(collection_ref: str, object_id: str):
     if not _acknowledgeable(collection, orjson.loads(latest.body)):
         abort(403, "Only a licensee acknowledges what it was sent.")
     [destination] = _private_collections()[:1]
-    opinion = authoring.acknowledgement(object_id, _operator().name)
+    opinion = authoring.acknowledgement(object_id, _operator().name, created_by_ref=identity_of(_operator()))
     if _store_and_report([opinion], destination):
         flash(f"Acknowledged: an opinion “agree” is stored in {destination.title}.")
     return redirect(url_for("portal.object_page", collection_ref=collection_ref, object_id=object_id))
@@ -386,7 +387,8 @@ def _indicators_page(form: IndicatorsForm, heading: str, advisory: bool):
                 name=form.name.data.strip(), description=form.description.data.strip(), tlp=form.tlp.data,
                 valid_from=_day(form.valid_from.data.isoformat(), 0) if form.valid_from.data else now_micros(),
                 valid_until=(_day(form.valid_until.data.isoformat(), 86_400_000_000 - 1)
-                             if form.valid_until.data else None))
+                             if form.valid_until.data else None),
+                created_by_ref=identity_of(_operator()))
             made = authoring.indicators(form.kind.data, values, details)
             if advisory:
                 made.append(authoring.advisory(details, made))
