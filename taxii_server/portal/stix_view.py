@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import stix2
-
+from ..sharing.tlp import LEVEL_OF_MARKING, LEVELS, TLP2_MARKINGS
 from ..timestamps import TimestampError, format_timestamp, now_micros, parse_timestamp
 
-# TLP 2.0 marking definitions (FIRST TLP 2.0 as a STIX extension), the ones the portal writes.
-TLP2 = {
-    "clear": "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",
-    "green": "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb",
-    "amber": "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421",
-    "amber+strict": "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003",
-    "red": "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1",
-}
-# TLP 1.0, defined by STIX 2.1 itself: WHITE reads as CLEAR.
-TLP1 = {stix2.TLP_WHITE.id: "clear", stix2.TLP_GREEN.id: "green", stix2.TLP_AMBER.id: "amber",
-        stix2.TLP_RED.id: "red"}
-TLP_BY_MARKING = {**{marking: level for level, marking in TLP2.items()}, **TLP1}
-TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
+# The sharing rules' TLP table (sharing/tlp.py), by level name: the markings the portal writes and reads.
+TLP_LEVELS = LEVELS
+TLP2 = {LEVELS[level]: marking for level, marking in TLP2_MARKINGS.items()}
+TLP_BY_MARKING = {marking: LEVELS[level] for marking, level in LEVEL_OF_MARKING.items()}
 UNMARKED = "none"
 
 
