@@ -173,6 +173,7 @@ def test_over_http_a_refused_key_is_answered_from_the_limit_alone(limited_server
     key = issue_key(store, settings.secret, "southwave").raw_key
     http = requests.Session()
     http.headers.update({"Authorization": f"Bearer {key}", "Accept": "application/taxii+json;version=2.1"})
-    statuses = [http.get(f"{live.url}/taxii2/").status_code for _ in range(BURST + 5)]
+    statuses = [http.get(f"{live.url}/taxii2/").status_code for _ in range(BURST + 30)]
     assert statuses[:BURST] == [200] * BURST
-    assert statuses[-1] == 429
+    # The rate earns back one request a second while these are sent: on a slow machine a few more get through.
+    assert 429 in statuses[BURST:]
