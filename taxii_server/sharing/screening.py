@@ -73,6 +73,7 @@ def screen(settings: Settings, principal: Principal, collection: Collection, ite
     hides_submitter = collection.anonymous and operator.role == "licensee"
     identities = anonymity.submitter_identities(operator, items) if hides_submitter else frozenset()
     stand_in = anonymous_identity(collection) if collection.anonymous else None
+    anonymiser = anonymity.Anonymiser(operator, identities, stand_in) if hides_submitter else None
     owners = operators_by_identity(settings)
     checked = []
     for item, version in zip(items, check_objects(items, settings.work)):
@@ -84,16 +85,15 @@ def screen(settings: Settings, principal: Principal, collection: Collection, ite
             if anonymity.names_submitter(item, identities):
                 version = Rejected(version.object_id, version.version or "unknown", IDENTITY_REFUSED)
             else:
-                version = _anonymised(item, version, operator, identities, collection)
+                version = _anonymised(item, version, anonymiser)
         checked.append(version)
     referred = stand_in is not None and any(stand_in.encode() in v.body for v in checked if isinstance(v, NewVersion))
     stand_ins = (check_object(anonymous_identity_object(collection)),) if referred else ()
     return Screening(checked, Submission(operator.id, principal.key_id, derived_from), stand_ins)
 
 
-def _anonymised(item: dict, version: NewVersion, operator: Operator, identities: frozenset[str],
-                collection: Collection) -> NewVersion | Rejected:
-    hidden = anonymity.anonymise(item, operator, identities, collection)
+def _anonymised(item: dict, version: NewVersion, anonymiser: anonymity.Anonymiser) -> NewVersion | Rejected:
+    hidden = anonymiser.hide(item)
     if hidden.text_changed:  # scrubbed text may have been part of a pattern or a vocabulary: check again
         return check_object(hidden.item)
     if hidden.item == item:
