@@ -46,6 +46,9 @@ def names_submitter(item: dict, identities: frozenset[str]) -> bool:
     return item.get("type") == "identity" and item.get("id") in identities
 
 
+_NAMED, _REFERENCE, _STRUCTURAL, _TEXT = "named", "reference", "structural", "text"
+
+
 @dataclass(frozen=True)
 class Hidden:
     item: dict
@@ -71,7 +74,7 @@ class Anonymiser:
         self._clues, self._names, self._emails = _text_clues(operator), _names(operator), _emails(operator)
         self._phone_tails, self._phones = _phone_tails(operator), _phones(operator)
         self._shortest_tail = min(map(len, self._phone_tails), default=0)
-        self._named_keys: dict[str, bool] = {}  # property name -> names the operator (names repeat across objects)
+        self._kinds: dict[str, str] = {}  # property name -> its kind (names repeat across objects)
 
     def hide(self, item: dict) -> Hidden:
         self._text_changed = False
@@ -91,26 +94,29 @@ class Anonymiser:
         if isinstance(value, dict):
             hidden = {}
             for key, item in value.items():
-                if self._names_operator(key):
+                kind = self._kinds.get(key) or self._kind(key)
+                if kind is _NAMED:
                     self._text_changed = True
-                elif is_reference(key):
+                elif kind is _REFERENCE:
                     hidden[key] = self._walk(_swap(item, self.identities, self.stand_in), False)
                 else:
-                    hidden[key] = self._walk(item, scrub and key not in STRUCTURAL)
+                    hidden[key] = self._walk(item, scrub and kind is _TEXT)
             return hidden
         if isinstance(value, list):
             return [self._walk(item, scrub) for item in value]
         return value
 
-    def _names_operator(self, key: str) -> bool:
-        named = self._named_keys.get(key)
-        if named is None:
-            text = key.replace("_", " ")
-            lowered = text.lower()
-            named = any(clue in lowered for clue in self._clues) and self._names.search(text) is not None
-            if len(self._named_keys) < 4096:  # bounded: property names are the sender's to choose
-                self._named_keys[key] = named
-        return named
+    def _kind(self, key: str) -> str:
+        """What a property is to the walk: named after the operator (dropped), a reference, structural or text."""
+        text = key.replace("_", " ")
+        lowered = text.lower()
+        if any(clue in lowered for clue in self._clues) and self._names.search(text) is not None:
+            kind = _NAMED
+        else:
+            kind = _REFERENCE if is_reference(key) else _STRUCTURAL if key in STRUCTURAL else _TEXT
+        if len(self._kinds) < 4096:  # bounded: property names are the sender's to choose
+            self._kinds[key] = kind
+        return kind
 
     def _scrub(self, text: str) -> str:
         # Each pattern runs only where a plain substring test says it may match: running

@@ -25,7 +25,7 @@ Per object, in this order:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import orjson
 
@@ -100,7 +100,8 @@ def _anonymised(item: dict, version: NewVersion, anonymiser: anonymity.Anonymise
         return version
     # Only identity references changed, to another identity: as valid as before, stored by its new content.
     body = orjson.dumps(hidden.item, option=orjson.OPT_SORT_KEYS)  # the canonical form check_object stores
-    return replace(version, body=body, content_hash=hashlib.sha256(body).digest())
+    return NewVersion(version.object_id, version.type, version.version, version.version_key, version.spec_version,
+                      hashlib.sha256(body).digest(), body)
 
 
 IMPERSONATION = "created_by_ref names another operator's identity; an operator creates objects only as itself"
