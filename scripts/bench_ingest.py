@@ -27,7 +27,9 @@ import json
 import os
 import pstats
 import resource
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -329,24 +331,52 @@ def through_import(settings, folder: Path, count: int, first: int) -> dict:
             "cpu_s_per_1000": round(used / count * 1000, 3)}
 
 
-def measure(size: int, args, folder: Path) -> dict:
-    """Every measurement into a community collection already holding `size` objects."""
-    folder.mkdir(parents=True)
+def measure(folder: Path, objects: int, profile_only: bool) -> dict:
+    """Every measurement into the community collection of the store in `folder`, with the code in CODE."""
     settings = deployment(folder)
-    load_seconds = load(settings, settings.collection("community").id, size)
-    print(f"[{size:,}] loaded in {load_seconds:.0f} s", file=sys.stderr, flush=True)
     in_process(settings, 1000, 1000, 40_000_000)  # warm-up: imports, caches
-    result = {"size": size, "stages": stage_times(settings, 1000, 45_000_000),
+    result = {"stages": stage_times(settings, 1000, 45_000_000),
               "profile": profile_post(settings, 1000, 50_000_000),
-              "in_process": [in_process(settings, args.objects, envelope, base)
+              "in_process": [in_process(settings, objects, envelope, base)
                              for envelope, base in ((100, 60_000_000), (1000, 70_000_000))]}
-    print(f"[{size:,}] {result}", file=sys.stderr, flush=True)
-    if not args.profile_only:
-        result["http"] = [over_http(settings, folder, args.objects, envelope, base)
+    if not profile_only:
+        result["http"] = [over_http(settings, folder, objects, envelope, base)
                           for envelope, base in ((100, 80_000_000), (1000, 90_000_000))]
-        result["import"] = through_import(settings, folder, args.objects, 100_000_000)
-        print(f"[{size:,}] {result}", file=sys.stderr, flush=True)
+        result["import"] = through_import(settings, folder, objects, 100_000_000)
     return result
+
+
+def measure_each(size: int, codes: dict[str, Path], args, folder: Path) -> dict:
+    """Load a store to `size` objects once, then measure each code on its own copy of it, in turn."""
+    loaded = folder / "loaded"
+    loaded.mkdir(parents=True)
+    settings = deployment(loaded)
+    seconds = load(settings, settings.collection("community").id, size)
+    _checkpoint(loaded / "taxii.sqlite3")
+    print(f"[{size:,}] loaded in {seconds:.0f} s", file=sys.stderr, flush=True)
+    results = {}
+    for name, code in codes.items():
+        copy = folder / name
+        copy.mkdir()
+        shutil.copy(loaded / "taxii.sqlite3", copy / "taxii.sqlite3")
+        shutil.copy(loaded / "server.secret", copy / "server.secret")
+        command = [sys.executable, __file__, "--measure", str(copy), "--objects", str(args.objects)]
+        if args.profile_only:
+            command.append("--profile-only")
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TAXII_SERVER_CODE": str(code)})
+        if done.returncode != 0:
+            raise SystemExit(f"measuring {name} at {size:,}: {done.stderr[-3000:]}")
+        results[name] = json.loads(done.stdout)
+        shutil.rmtree(copy)
+        print(f"[{size:,}] {name}: {results[name]}", file=sys.stderr, flush=True)
+    shutil.rmtree(loaded)
+    return results
+
+
+def _checkpoint(path: Path) -> None:
+    """Fold the write-ahead log into the database file, so that a copy of the file is the whole store."""
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def main() -> None:
@@ -354,16 +384,98 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--objects", type=int, default=10_000, help="indicators posted per measurement")
+    parser.add_argument("--before", help="a checkout of earlier code (taxii_server/ and schemas/) to measure in turn")
     parser.add_argument("--profile-only", action="store_true", help="in-process figures and the profile only")
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--markdown", help="write the results as a section of this file (docs/benchmarks.md)")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # one code on one store: the child of a run
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(Path(args.measure), args.objects, args.profile_only)))
+        return
+    codes = {"before": Path(args.before).resolve()} if args.before else {}
+    codes["this code"] = CODE
+    started = time.time()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
-        results = {"code": str(CODE), "small": measure(args.small, args, Path(folder) / "small"),
-                   "large": measure(args.large, args, Path(folder) / "large")}
+        results = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                   "load_average_at_start": round(os.getloadavg()[0], 1), "objects": args.objects,
+                   "codes": {name: _described(code) for name, code in codes.items()}, "sizes": {}}
+        for size in (args.small, args.large):
+            results["sizes"][size] = measure_each(size, codes, args, Path(folder) / str(size))
+        results["load_average_at_end"] = round(os.getloadavg()[0], 1)
     text = json.dumps(results, indent=1)
     print(text)
     if args.json:
-        Path(args.json).write_text(text)
+        Path(args.json).write_text(text + "\n")
+    if args.markdown:
+        write_section(Path(args.markdown), results)
+
+
+def _described(code: Path) -> str:
+    commit = subprocess.run(["git", "-C", str(code), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
+    return commit.stdout.strip()[:90] if commit.returncode == 0 and commit.stdout.strip() else str(code)
+
+
+BEGIN, END = "<!-- bench_ingest: begin -->", "<!-- bench_ingest: end -->"
+
+
+def write_section(path: Path, results: dict) -> None:
+    section = "\n".join([BEGIN, "", "## Ingest with the sharing rules on (scripts/bench_ingest.py)", "",
+                         *render(results), "", END])
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+    print(f"wrote the ingest section of {path}", file=sys.stderr)
+
+
+def render(results: dict) -> list[str]:
+    sizes = list(results["sizes"])
+    small, large = sizes[0], sizes[-1]
+    codes = list(results["codes"])
+    lines = [f"Run {results['started']}, load average {results['load_average_at_start']} at the start and "
+             f"{results['load_average_at_end']} at the end (2 cores, shared). {results['objects']:,} new indicators "
+             "per figure, posted by a licensee to the anonymous community collection (TLP:GREEN, its own "
+             "`created_by_ref`, anonymised), one worker. Code measured: "
+             + "; ".join(f"{name}: {described}" for name, described in results["codes"].items()) + ".", "",
+             "Wall-clock figures move with the other work on the machine; CPU figures (the server process's "
+             "CPU seconds per 1,000 objects, and what they would allow on one free core) much less.", "",
+             "| code | path | envelope | into " + f"{int(small):,}" + " /s | into " + f"{int(large):,}"
+             + " /s | wall ratio | CPU s/1,000 at " + f"{int(small):,}" + " | CPU s/1,000 at " + f"{int(large):,}"
+             + " | CPU ratio | /s per free core at " + f"{int(large):,} |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for code in codes:
+        at_small, at_large = results["sizes"][small][code], results["sizes"][large][code]
+        rows = [("in-process store_objects", a, b, "cpu_us_per_object", 1e-3)
+                for a, b in zip(at_small["in_process"], at_large["in_process"])]
+        rows += [("POST over HTTP", a, b, "server_cpu_s_per_1000", 1)
+                 for a, b in zip(at_small.get("http", []), at_large.get("http", []))]
+        if "import" in at_small:
+            rows.append(("taxii-server import", {**at_small["import"], "envelope": "500 (batch)"},
+                         {**at_large["import"], "envelope": "500 (batch)"}, "cpu_s_per_1000", 1))
+        for path, a, b, cpu_key, scale in rows:
+            cpu_a, cpu_b = a[cpu_key] * scale, b[cpu_key] * scale
+            lines.append(f"| {code} | {path} | {a['envelope']} | {a['per_second']:,} | {b['per_second']:,} | "
+                         f"{b['per_second'] / a['per_second']:.2f} | {cpu_a:.3f} | {cpu_b:.3f} | "
+                         f"{cpu_a / cpu_b:.2f} | {1000 / cpu_b:,.0f} |")
+    lines += ["", "CPU ratio: CPU per object at the small size over CPU per object at the large one "
+              "(1.0: cost flat in the store's size). The import's CPU includes the process's start.", "",
+              f"Where the CPU time of one 1,000-indicator post goes at {int(large):,}, in microseconds per object, "
+              "each stage timed on its own without a profiler (garbage collection held off), best of 3:", "",
+              "| stage | " + " | ".join(codes) + " |", "|---|" + "---|" * len(codes)]
+    stages = results["sizes"][large][codes[-1]]["stages"]
+    for stage in stages:
+        lines.append(f"| {stage} | " + " | ".join(str(results["sizes"][large][c]["stages"].get(stage, "")) for c in codes)
+                     + " |")
+    lines += ["", "The same post under cProfile (cumulative time by stage, microseconds per object; the profiler "
+              "inflates code made of many small calls, validation and anonymisation most):", "",
+              "| stage | " + " | ".join(codes) + " |", "|---|" + "---|" * len(codes)]
+    for stage in results["sizes"][large][codes[-1]]["profile"]:
+        lines.append(f"| {stage} | " + " | ".join(str(results["sizes"][large][c]["profile"].get(stage, ""))
+                                                   for c in codes) + " |")
+    return lines
 
 
 if __name__ == "__main__":
