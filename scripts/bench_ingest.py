@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import pstats
+import re
 import resource
 import shutil
 import socket
@@ -385,6 +386,7 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--objects", type=int, default=10_000, help="indicators posted per measurement")
     parser.add_argument("--before", help="a checkout of earlier code (taxii_server/ and schemas/) to measure in turn")
+    parser.add_argument("--before-label", help="how to name the earlier code in the report (default: its last commit)")
     parser.add_argument("--profile-only", action="store_true", help="in-process figures and the profile only")
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--markdown", help="write the results as a section of this file (docs/benchmarks.md)")
@@ -400,6 +402,8 @@ def main() -> None:
         results = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
                    "load_average_at_start": round(os.getloadavg()[0], 1), "objects": args.objects,
                    "codes": {name: _described(code) for name, code in codes.items()}, "sizes": {}}
+        if args.before_label and args.before:
+            results["codes"]["before"] = args.before_label
         for size in (args.small, args.large):
             results["sizes"][size] = measure_each(size, codes, args, Path(folder) / str(size))
         results["load_average_at_end"] = round(os.getloadavg()[0], 1)
@@ -419,10 +423,15 @@ def _described(code: Path) -> str:
 BEGIN, END = "<!-- bench_ingest: begin -->", "<!-- bench_ingest: end -->"
 
 
+# Written by hand inside the section (what the profile showed, what was changed): kept on rewrite.
+NOTES_BEGIN, NOTES_END = "<!-- bench_ingest notes: begin -->", "<!-- bench_ingest notes: end -->"
+
+
 def write_section(path: Path, results: dict) -> None:
-    section = "\n".join([BEGIN, "", "## Ingest with the sharing rules on (scripts/bench_ingest.py)", "",
-                         *render(results), "", END])
     text = path.read_text() if path.exists() else ""
+    notes = re.search(re.escape(NOTES_BEGIN) + ".*?" + re.escape(NOTES_END), text, flags=re.S)
+    section = "\n".join([BEGIN, "", "## Ingest with the sharing rules on (scripts/bench_ingest.py)", "",
+                         *render(results), "", *([notes.group(0), ""] if notes else []), END])
     if BEGIN in text and END in text:
         text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
     else:

@@ -222,10 +222,6 @@ _IDS_PER_SELECT = 500
 # Every write is short (one envelope, one deletion, one batch of bookkeeping), so a
 # longer wait means the store is overloaded, and the client had better come back.
 WRITE_WAIT_SECONDS = 5.0
-# Per connection: pages held in the process (grown only as used), and the file mapped
-# for reading (the operating system's page cache, shared by every worker).
-PAGE_CACHE_KIB = 32 * 1024
-MMAP_BYTES = 256 * 1024 * 1024
 
 
 class SQLiteStore(Store):
@@ -248,10 +244,6 @@ class SQLiteStore(Store):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA busy_timeout={int(self.write_wait * 1000)}")
-            # A write of new objects lands on pages spread over the by-id index (object ids are
-            # random), more of them as the store grows: keep those pages in memory, not re-read.
-            db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
-            db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             self._local.db, self._local.pid = db, os.getpid()
         return db
 
