@@ -294,8 +294,9 @@ def over_http(settings, folder: Path, count: int, envelope: int, first: int) -> 
         # Warm-up (imports, first connections, the anonymous identity object): not counted.
         session.post(url, data=orjson.dumps({"objects": [indicator(POSTED, n, creator)
                                                            for n in range(first - envelope, first)]}), timeout=600)
-        bodies = [orjson.dumps({"objects": [indicator(POSTED, n, creator) for n in range(s, min(first + count, s + envelope))]})
-                  for s in range(first, first + count, envelope)]
+        bodies = [orjson.dumps({"objects": [indicator(POSTED, n, creator)
+                                            for n in range(start, min(first + count, start + envelope))]})
+                  for start in range(first, first + count, envelope)]
         stored, cpu_before, began = 0, process_cpu(server.pid), time.perf_counter()
         for body in bodies:
             response = session.post(url, data=body, timeout=600)
@@ -318,7 +319,8 @@ def through_import(settings, folder: Path, count: int, first: int) -> dict:
     creator = identity_of(settings.operators["northtel"])
     bundle = folder / f"bundle-{first}.json"
     bundle.write_bytes(orjson.dumps({"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000001",
-                                     "objects": [indicator(IMPORTED, n, creator) for n in range(first, first + count)]}))
+                                     "objects": [indicator(IMPORTED, n, creator)
+                                                 for n in range(first, first + count)]}))
     began, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(cli("import", str(bundle), "--collection", "community", "--as", "northtel",
                               "--config", str(folder / "config.yaml")),
@@ -364,7 +366,8 @@ def measure_each(size: int, codes: dict[str, Path], args, folder: Path) -> dict:
         command = [sys.executable, __file__, "--measure", str(copy), "--objects", str(args.objects)]
         if args.profile_only:
             command.append("--profile-only")
-        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TAXII_SERVER_CODE": str(code)})
+        done = subprocess.run(command, capture_output=True, text=True,
+                              env={**os.environ, "TAXII_SERVER_CODE": str(code)})
         if done.returncode != 0:
             raise SystemExit(f"measuring {name} at {size:,}: {done.stderr[-3000:]}")
         results[name] = json.loads(done.stdout)
@@ -476,8 +479,8 @@ def render(results: dict) -> list[str]:
               "| stage | " + " | ".join(codes) + " |", "|---|" + "---|" * len(codes)]
     stages = results["sizes"][large][codes[-1]]["stages"]
     for stage in stages:
-        lines.append(f"| {stage} | " + " | ".join(str(results["sizes"][large][c]["stages"].get(stage, "")) for c in codes)
-                     + " |")
+        lines.append(f"| {stage} | " + " | ".join(str(results["sizes"][large][c]["stages"].get(stage, ""))
+                                                   for c in codes) + " |")
     lines += ["", "The same post under cProfile (cumulative time by stage, microseconds per object; the profiler "
               "inflates code made of many small calls, validation and anonymisation most):", "",
               "| stage | " + " | ".join(codes) + " |", "|---|" + "---|" * len(codes)]

@@ -21,8 +21,8 @@ import functools
 import re
 from dataclasses import dataclass
 
-from ..config import Collection, Operator
-from .identities import anonymous_identity, identity_of
+from ..config import Operator
+from .identities import identity_of
 from .scrubbing import REDACTED, STRUCTURAL, is_reference
 
 # What people write between the digits of a phone number, "(0)" of +44 (0)20 included.
@@ -54,10 +54,6 @@ class Hidden:
     item: dict
     # Only references changed (to another identity): the object is as valid as it was.
     text_changed: bool
-
-
-def anonymise(item: dict, operator: Operator, identities: frozenset[str], collection: Collection) -> Hidden:
-    return hide(item, operator, identities, anonymous_identity(collection))
 
 
 def hide(item: dict, operator: Operator, identities: frozenset[str], stand_in: str) -> Hidden:
