@@ -8,7 +8,9 @@ with their status resource and, for an API request, its audit record.
 from __future__ import annotations
 
 import uuid
+
 import orjson
+from flask import has_app_context
 
 from . import retention
 from .auth import Principal
@@ -39,7 +41,8 @@ def store_objects(services, principal: Principal, collection: Collection, read_i
         report = StatusReport(received, principal.operator.id, screening.checked)
         store_screened(services.store, collection, screening, status_for=report, audit_for=audit_for)
     retention.purge_expired_statuses(services.store, limits.status_retention_seconds)
-    metrics.note_rejected(len(screening.checked) - report.success_count)
+    if has_app_context():  # a request's count; a write from outside one (seeding a store) has no request to count
+        metrics.note_rejected(len(screening.checked) - report.success_count)
     return report
 
 

@@ -6,6 +6,7 @@ keyset cursors are exact; text is produced only at the edges.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import datetime, timezone
@@ -49,6 +50,9 @@ def parse_added_after(text: str) -> int:
     return micros
 
 
+# An object's `created` and `modified` (and often `valid_from`) are one text, read by
+# validation and again for its version: each distinct text of a post is parsed once.
+@functools.lru_cache(maxsize=4096)
 def _parse(text: str) -> tuple[int, int]:
     """(microseconds since the epoch, how many fractional digits the text gave)."""
     match = _RFC3339.fullmatch(text or "")  # not .match: "$" also matches before a trailing newline

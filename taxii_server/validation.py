@@ -64,8 +64,10 @@ def objects_from_body(body: bytes) -> list[dict]:
     return _with_exact_wide_integers(body, objects)
 
 
-# An integer of fewer digits fits in 64 bits; orjson reads wider ones as floats.
-_LONG_DIGIT_RUN = re.compile(rb"[0-9]{19,}")
+# An integer of fewer digits fits in 64 bits; orjson reads wider ones as floats. A JSON
+# number starts after ":", "[", "," or white space (its "-" included); a run of digits
+# after anything else is inside a string (a file hash, an id), which orjson keeps exactly.
+_LONG_DIGIT_RUN = re.compile(rb"[:\[,\s]\s*-?[0-9]{19,}")
 _INT64_MIN, _UINT64_MAX = -(2 ** 63), 2 ** 64 - 1
 
 

@@ -21,15 +21,15 @@ import functools
 import re
 from dataclasses import dataclass
 
-from ..config import Collection, Operator
-from .identities import anonymous_identity, identity_of
-from .scrubbing import REDACTED, is_reference, scrub_object
+from ..config import Operator
+from .identities import identity_of
+from .scrubbing import REDACTED, STRUCTURAL, is_reference
 
 # What people write between the digits of a phone number, "(0)" of +44 (0)20 included.
 _PHONE_SEPARATOR = r"(?:[\s.-]|\(0\)|[()])*"
 # The fewest trailing digits that still name a number (a local number without its area code).
 _SHORTEST_PHONE = 7
-_NOT_DIGITS = re.compile(r"\D")
+_NOT_DIGITS = re.compile(r"\D+")
 
 
 def submitter_identities(operator: Operator, items: list[dict]) -> frozenset[str]:
@@ -46,6 +46,9 @@ def names_submitter(item: dict, identities: frozenset[str]) -> bool:
     return item.get("type") == "identity" and item.get("id") in identities
 
 
+_NAMED, _REFERENCE, _STRUCTURAL, _TEXT = "named", "reference", "structural", "text"
+
+
 @dataclass(frozen=True)
 class Hidden:
     item: dict
@@ -53,24 +56,76 @@ class Hidden:
     text_changed: bool
 
 
-def anonymise(item: dict, operator: Operator, identities: frozenset[str], collection: Collection) -> Hidden:
-    return hide(item, operator, identities, anonymous_identity(collection))
-
-
 def hide(item: dict, operator: Operator, identities: frozenset[str], stand_in: str) -> Hidden:
     """References to `identities` become `stand_in`; the operator's names and contact data go."""
-    replaced = _replace_references(item, identities, stand_in)
-    scrubbed = scrub_object(_drop_named_properties(replaced, operator), functools.partial(_scrub, operator))
-    return Hidden(scrubbed, scrubbed != replaced)
+    return Anonymiser(operator, identities, stand_in).hide(item)
 
 
-def _replace_references(value, identities: frozenset[str], stand_in: str):
-    if isinstance(value, dict):
-        return {key: (_swap(item, identities, stand_in) if is_reference(key)
-                      else _replace_references(item, identities, stand_in)) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_replace_references(item, identities, stand_in) for item in value]
-    return value
+class Anonymiser:
+    """`hide` for the objects of one post: what it needs of the operator is worked out once,
+    and each object is walked once (references, named properties and free text together)."""
+
+    def __init__(self, operator: Operator, identities: frozenset[str], stand_in: str):
+        self.identities, self.stand_in = identities, stand_in
+        self._clues, self._names, self._emails = _text_clues(operator), _names(operator), _emails(operator)
+        self._phone_tails, self._phones = _phone_tails(operator), _phones(operator)
+        self._shortest_tail = min(map(len, self._phone_tails), default=0)
+        self._kinds: dict[str, str] = {}  # property name -> its kind (names repeat across objects)
+
+    def hide(self, item: dict) -> Hidden:
+        self._text_changed = False
+        hidden = self._walk(item, True)
+        return Hidden(hidden, self._text_changed)
+
+    def _walk(self, value, scrub: bool):
+        """References swapped and named properties dropped at any depth; free text scrubbed where `scrub`
+        (never in structural properties, nor in references)."""
+        if isinstance(value, str):
+            if not scrub:
+                return value
+            scrubbed = self._scrub(value)
+            if scrubbed != value:
+                self._text_changed = True
+            return scrubbed
+        if isinstance(value, dict):
+            hidden = {}
+            for key, item in value.items():
+                kind = self._kinds.get(key) or self._kind(key)
+                if kind is _NAMED:
+                    self._text_changed = True
+                elif kind is _REFERENCE:
+                    hidden[key] = self._walk(_swap(item, self.identities, self.stand_in), False)
+                else:
+                    hidden[key] = self._walk(item, scrub and kind is _TEXT)
+            return hidden
+        if isinstance(value, list):
+            return [self._walk(item, scrub) for item in value]
+        return value
+
+    def _kind(self, key: str) -> str:
+        """What a property is to the walk: named after the operator (dropped), a reference, structural or text."""
+        text = key.replace("_", " ")
+        lowered = text.lower()
+        if any(clue in lowered for clue in self._clues) and self._names.search(text) is not None:
+            kind = _NAMED
+        else:
+            kind = _REFERENCE if is_reference(key) else _STRUCTURAL if key in STRUCTURAL else _TEXT
+        if len(self._kinds) < 4096:  # bounded: property names are the sender's to choose
+            self._kinds[key] = kind
+        return kind
+
+    def _scrub(self, text: str) -> str:
+        # Each pattern runs only where a plain substring test says it may match: running
+        # them all over every string of every object would cost more than validation does.
+        lowered = text.lower()
+        if any(clue in lowered for clue in self._clues):
+            text = self._names.sub(REDACTED, self._emails.sub(REDACTED, text))
+        # A number can only be there if its last digits are, once everything but digits is removed.
+        if self._phone_tails and len(text) >= self._shortest_tail:
+            digits = _NOT_DIGITS.sub("", text)
+            if any(tail in digits for tail in self._phone_tails):
+                text = self._phones.sub(REDACTED, text)
+        return text
 
 
 def _swap(value, identities: frozenset[str], stand_in: str):
@@ -80,33 +135,6 @@ def _swap(value, identities: frozenset[str], stand_in: str):
         swapped = [stand_in if isinstance(v, str) and v in identities else v for v in value]
         return list(dict.fromkeys(swapped)) if all(isinstance(v, str) for v in swapped) else swapped
     return value
-
-
-def _drop_named_properties(value, operator: Operator):
-    if isinstance(value, dict):
-        return {key: _drop_named_properties(item, operator) for key, item in value.items()
-                if not _names_operator(key.replace("_", " "), operator)}
-    if isinstance(value, list):
-        return [_drop_named_properties(item, operator) for item in value]
-    return value
-
-
-def _names_operator(text: str, operator: Operator) -> bool:
-    lowered = text.lower()
-    return any(clue in lowered for clue in _text_clues(operator)) and _names(operator).search(text) is not None
-
-
-def _scrub(operator: Operator, text: str) -> str:
-    # Each pattern runs only where a plain substring test says it may match: running
-    # them all over every string of every object would cost more than validation does.
-    lowered = text.lower()
-    if any(clue in lowered for clue in _text_clues(operator)):
-        text = _names(operator).sub(REDACTED, _emails(operator).sub(REDACTED, text))
-    # A number can only be there if its last digits are, once everything but digits is removed.
-    digits = _NOT_DIGITS.sub("", text)
-    if any(tail in digits for tail in _phone_tails(operator)):
-        text = _phones(operator).sub(REDACTED, text)
-    return text
 
 
 @functools.lru_cache(maxsize=4096)  # a few per licensee, of which there may be hundreds

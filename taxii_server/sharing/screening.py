@@ -25,7 +25,7 @@ Per object, in this order:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import orjson
 
@@ -73,6 +73,7 @@ def screen(settings: Settings, principal: Principal, collection: Collection, ite
     hides_submitter = collection.anonymous and operator.role == "licensee"
     identities = anonymity.submitter_identities(operator, items) if hides_submitter else frozenset()
     stand_in = anonymous_identity(collection) if collection.anonymous else None
+    anonymiser = anonymity.Anonymiser(operator, identities, stand_in) if hides_submitter else None
     owners = operators_by_identity(settings)
     checked = []
     for item, version in zip(items, check_objects(items, settings.work)):
@@ -84,23 +85,23 @@ def screen(settings: Settings, principal: Principal, collection: Collection, ite
             if anonymity.names_submitter(item, identities):
                 version = Rejected(version.object_id, version.version or "unknown", IDENTITY_REFUSED)
             else:
-                version = _anonymised(item, version, operator, identities, collection)
+                version = _anonymised(item, version, anonymiser)
         checked.append(version)
     referred = stand_in is not None and any(stand_in.encode() in v.body for v in checked if isinstance(v, NewVersion))
     stand_ins = (check_object(anonymous_identity_object(collection)),) if referred else ()
     return Screening(checked, Submission(operator.id, principal.key_id, derived_from), stand_ins)
 
 
-def _anonymised(item: dict, version: NewVersion, operator: Operator, identities: frozenset[str],
-                collection: Collection) -> NewVersion | Rejected:
-    hidden = anonymity.anonymise(item, operator, identities, collection)
+def _anonymised(item: dict, version: NewVersion, anonymiser: anonymity.Anonymiser) -> NewVersion | Rejected:
+    hidden = anonymiser.hide(item)
     if hidden.text_changed:  # scrubbed text may have been part of a pattern or a vocabulary: check again
         return check_object(hidden.item)
     if hidden.item == item:
         return version
     # Only identity references changed, to another identity: as valid as before, stored by its new content.
     body = orjson.dumps(hidden.item, option=orjson.OPT_SORT_KEYS)  # the canonical form check_object stores
-    return replace(version, body=body, content_hash=hashlib.sha256(body).digest())
+    return NewVersion(version.object_id, version.type, version.version, version.version_key, version.spec_version,
+                      hashlib.sha256(body).digest(), body)
 
 
 IMPERSONATION = "created_by_ref names another operator's identity; an operator creates objects only as itself"

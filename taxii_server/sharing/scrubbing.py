@@ -22,10 +22,11 @@ STRUCTURAL = frozenset({"id", "type", "spec_version", "created", "modified", "va
                         "stop_time", "lang", "pattern_type", "pattern_version"})
 
 Scrubber = Callable[[str], str]
+_REFERENCE_SUFFIXES = ("_ref", "_refs")
 
 
 def is_reference(key: str) -> bool:
-    return key.endswith("_ref") or key.endswith("_refs")
+    return key.endswith(_REFERENCE_SUFFIXES)
 
 
 def scrub_object(value, scrub: Scrubber, keep: frozenset[str] = frozenset()):

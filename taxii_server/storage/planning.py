@@ -70,9 +70,11 @@ def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVers
     With `submitted_by`, a version of an object whose owner (see `_owner`) is
     another operator is refused: checked here, inside the write, so two
     operators racing to be first cannot both win."""
-    plan, added = WritePlan(clock=clock), {}
+    plan, added, recorded = WritePlan(clock=clock), {}, _recorded(submitted_by)
     for new in versions:
-        known = [*held.get(new.object_id, ()), *added.get(new.object_id, ())]
+        earlier, now_added = held.get(new.object_id), added.get(new.object_id)
+        # Most versions of a post are of objects the collection does not hold yet: no list to build.
+        known = [*(earlier or ()), *(now_added or ())] if earlier or now_added else ()
         same = next((h for h in known if h.content_hash == new.content_hash), None)
         if same is not None:
             plan.outcomes.append(AddOutcome(new.object_id, same.version, stored=False))
@@ -88,7 +90,7 @@ def plan_additions(versions: Iterable[NewVersion], held: dict[str, list[HeldVers
             plan.outcomes.append(AddOutcome(new.object_id, version, stored=False, conflict=CONFLICT_MESSAGE))
             continue
         record = VersionRecord(new.object_id, new.type, version, version_key, new.spec_version, date_added,
-                               new.content_hash, new.body, *_recorded(submitted_by))
+                               new.content_hash, new.body, *recorded)
         added.setdefault(new.object_id, []).append(_held(record))
         plan.outcomes.append(AddOutcome(new.object_id, version, stored=True))
         plan.clock = date_added
@@ -134,7 +136,7 @@ def _held(record: VersionRecord) -> HeldVersion:
     return HeldVersion(record.version_key, record.content_hash, record.version, record.date_added, record.submitter)
 
 
-def _owner(known: list[HeldVersion]) -> str | None:
+def _owner(known: list[HeldVersion] | tuple[()]) -> str | None:
     """The operator that stored the object's earliest stored version with a known submitter.
 
     Versions stored before submitters were recorded name nobody: an object
