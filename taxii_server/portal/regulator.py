@@ -1,0 +1,153 @@
+"""The regulator's pages: the compliance matrix, the inbox of licensees' reports
+(with republishing), sightings per indicator and the feed report.
+
+Whether a page exists for the signed-in operator is asked of policy.py
+(can_see_compliance, can_republish, reads_feed_report); to anyone else it is
+the portal's 404, as over the API. Every listing is bounded, and says so.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import orjson
+from flask import abort, flash, g, redirect, render_template, request, url_for
+
+from .. import audit
+from ..app import app_services
+from ..compliance import reports
+from ..compliance.http import service as compliance_service
+from ..feeds.http import feed_index
+from ..feeds.report import feed_report, summarize
+from ..policy import access, can_republish, can_see_compliance, reads_feed_report
+from ..sharing.identities import identity_of
+from ..sharing.republish import PublishRefused, publish
+from . import rights
+from .views import _all_private, _operator, _settings, _store, blueprint
+
+MATRIX_ROWS = 25            # object versions a matrix page shows
+MATRIX_CELLS = 5_000        # deliveries read to fill one page's cells
+INBOX_SIZE = 50             # newest reports shown, across every licensee
+INBOX_SCAN = 200            # newest versions read per private collection to find them
+SIGHTINGS_SHOWN = 200
+FEED_ROWS_PER_COLLECTION = 200
+NOT_REPORTS = frozenset({"opinion", "identity", "marking-definition", "extension-definition", "language-content"})
+
+
+def _only_if(allowed) -> None:
+    if not allowed(_operator()):
+        abort(404)
+
+
+# -- the compliance matrix -----------------------------------------------------------------------------------------
+
+@blueprint.get("/compliance")
+def compliance():
+    """Object versions delivered x licensees, the licensees that are behind first."""
+    _only_if(can_see_compliance)
+    service = compliance_service()
+    licensees = sorted(reports.licensee_rows(service),
+                       key=lambda row: (-(row["undelivered"] + row["acknowledgements_pending"]), row["name"]))
+    after = _matrix_cursor(request.args.get("after"))
+    objects, cursor = reports.delivery_summary(service, after=after, limit=MATRIX_ROWS)
+    cells, complete = _cells(service, objects)
+    return render_template("compliance.html", licensees=licensees, objects=objects, cells=cells,
+                           complete=complete, next_after=_cursor_text(cursor), first_page=after is None,
+                           page_size=MATRIX_ROWS, cell_limit=MATRIX_CELLS)
+
+
+def _cells(service, objects: list[dict]) -> tuple[dict, bool]:
+    """(object id, version, licensee) -> its delivery row, for the versions on the page: every
+    delivery of them was made at or after the earliest first delivery among them."""
+    if not objects:
+        return {}, True
+    earliest = min(reports.since(row["first_delivered"]) for row in objects if row["first_delivered"])
+    wanted = {(row["object_id"], row["version"]) for row in objects}
+    rows, more = reports.delivery_rows(service, since=earliest, limit=MATRIX_CELLS)
+    return {(r["object_id"], r["version"], r["operator"]): r for r in rows
+            if (r["object_id"], r["version"]) in wanted}, more is None
+
+
+def _matrix_cursor(text: str | None) -> tuple[str, int] | None:
+    if not text:
+        return None
+    collection_id, _, date_added = text.rpartition(":")
+    if not collection_id or not date_added.isdigit() or len(date_added) > 18 or len(collection_id) > 300:
+        abort(400, "The page position is not valid.")
+    return collection_id, int(date_added)
+
+
+def _cursor_text(cursor: tuple[str, int] | None) -> str | None:
+    return f"{cursor[0]}:{cursor[1]}" if cursor else None
+
+
+# -- the inbox -------------------------------------------------------------------------------------------------------
+
+@blueprint.get("/inbox")
+def inbox():
+    """The newest objects licensees reported in their private collections, newest first."""
+    _only_if(can_republish)
+    operator = _operator()
+    own_identity = identity_of(operator)
+    per_collection = []
+    for licensee_id, collections in _all_private().items():
+        licensee = _settings().operators[licensee_id]
+        for collection in collections:
+            if not access(operator, collection).can_read:
+                continue
+            records = _store().recent_versions(collection.id, limit=INBOX_SCAN)
+            entries = []
+            for record in records:
+                if record.type in NOT_REPORTS:
+                    continue
+                obj = orjson.loads(record.body)
+                if obj.get("created_by_ref") == own_identity:  # a directed alert the regulator sent
+                    continue
+                entries.append((record.date_added, record.object_id, licensee, collection, record, obj))
+            per_collection.append(entries)
+    newest = heapq.merge(*per_collection, key=lambda entry: entry[0], reverse=True)
+    shown = [entry for _, entry in zip(range(INBOX_SIZE), newest)]
+    audit.note_objects(len(shown))
+    return render_template("inbox.html", entries=shown, size=INBOX_SIZE, scan=INBOX_SCAN,
+                           targets=rights.broadcast_destinations(_settings(), operator))
+
+
+@blueprint.post("/inbox/republish")
+def republish():
+    _only_if(can_republish)
+    settings = _settings()
+    source = rights.readable_collection(settings, _operator(), request.form.get("source", ""))
+    targets = {c.id: c for c in rights.broadcast_destinations(settings, _operator())}
+    target = targets.get(request.form.get("target", ""))
+    object_id = request.form.get("object_id", "")[:300]
+    if target is None:
+        abort(403, "You may not republish into that collection.")
+    try:
+        published = publish(settings, _store(), g.principal, object_id, source, target)
+    except PublishRefused as refused:
+        flash(f"Not republished: {refused}.", "error")
+        return redirect(url_for("portal.inbox"))
+    audit.note_collection(target.id)
+    audit.note_objects(1)
+    flash(f"Republished into {target.title} as {published.object_id}.")
+    return redirect(url_for("portal.object_page", collection_ref=target.id, object_id=published.object_id))
+
+
+# -- sightings and false positives -------------------------------------------------------------------------------
+
+@blueprint.get("/sightings")
+def sightings():
+    _only_if(can_see_compliance)
+    rows = sorted(reports.sighting_rows(compliance_service()),
+                  key=lambda row: (-row["false_positives"], -row["sightings"], row["indicator_id"]))
+    return render_template("sightings.html", rows=rows[:SIGHTINGS_SHOWN], total=len(rows), limit=SIGHTINGS_SHOWN)
+
+
+# -- the feed report ---------------------------------------------------------------------------------------------
+
+@blueprint.get("/feed-report")
+def feed_report_page():
+    _only_if(reads_feed_report)
+    rows = feed_report(feed_index(), _settings().collections, limit=FEED_ROWS_PER_COLLECTION)
+    audit.note_objects(len(rows))
+    return render_template("feed_report.html", rows=rows, summary=summarize(rows), limit=FEED_ROWS_PER_COLLECTION)
