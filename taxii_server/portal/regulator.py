@@ -8,8 +8,6 @@ the portal's 404, as over the API. Every listing is bounded, and says so.
 
 from __future__ import annotations
 
-import heapq
-
 import orjson
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
@@ -28,9 +26,10 @@ from .views import _all_private, _operator, _settings, _store, blueprint
 MATRIX_ROWS = 25            # object versions a matrix page shows
 MATRIX_CELLS = 5_000        # deliveries read to fill one page's cells
 INBOX_SIZE = 50             # newest reports shown, across every licensee
-INBOX_SCAN = 200            # newest versions read per private collection to find them
+INBOX_SCAN = 100            # newest versions read per private collection to find them
 SIGHTINGS_SHOWN = 200
-FEED_ROWS_PER_COLLECTION = 200
+FEED_ROWS_PER_COLLECTION = 200  # read per collection and outcome, all counted in the summary
+FEED_ENTRIES_SHOWN = 200        # of those, listed one by one
 NOT_REPORTS = frozenset({"opinion", "identity", "marking-definition", "extension-definition", "language-content"})
 
 
@@ -43,17 +42,28 @@ def _only_if(allowed) -> None:
 
 @blueprint.get("/compliance")
 def compliance():
-    """Object versions delivered x licensees, the licensees that are behind first."""
+    """Object versions delivered x licensees, the licensees most behind on this page first.
+
+    Behind is counted over the page's cells, not with reports.licensee_rows: that report
+    compares every latest version with every licensee's deliveries, a cost that grows with
+    the store, where a page must stay bounded."""
     _only_if(can_see_compliance)
     service = compliance_service()
-    licensees = sorted(reports.licensee_rows(service),
-                       key=lambda row: (-(row["undelivered"] + row["acknowledgements_pending"]), row["name"]))
     after = _matrix_cursor(request.args.get("after"))
     objects, cursor = reports.delivery_summary(service, after=after, limit=MATRIX_ROWS)
     cells, complete = _cells(service, objects)
+    licensees = sorted(({"operator": op.id, "name": op.name, **_behind(op.id, objects, cells)}
+                        for op in _settings().operators.values() if op.role == "licensee"),
+                       key=lambda row: (-(row["undelivered"] + row["unacknowledged"]), row["name"]))
     return render_template("compliance.html", licensees=licensees, objects=objects, cells=cells,
                            complete=complete, next_after=_cursor_text(cursor), first_page=after is None,
-                           page_size=MATRIX_ROWS, cell_limit=MATRIX_CELLS)
+                           page_size=MATRIX_ROWS, cell_limit=MATRIX_CELLS, api_root=_settings().api_root_path)
+
+
+def _behind(operator_id: str, objects: list[dict], cells: dict) -> dict:
+    rows = [cells.get((item["object_id"], item["version"], operator_id)) for item in objects]
+    return {"undelivered": sum(row is None for row in rows),
+            "unacknowledged": sum(row is not None and not row["acknowledged_at"] for row in rows)}
 
 
 def _cells(service, objects: list[dict]) -> tuple[dict, bool]:
@@ -88,28 +98,35 @@ def inbox():
     """The newest objects licensees reported in their private collections, newest first."""
     _only_if(can_republish)
     operator = _operator()
-    own_identity = identity_of(operator)
-    per_collection = []
-    for licensee_id, collections in _all_private().items():
-        licensee = _settings().operators[licensee_id]
-        for collection in collections:
-            if not access(operator, collection).can_read:
-                continue
-            records = _store().recent_versions(collection.id, limit=INBOX_SCAN)
-            entries = []
-            for record in records:
-                if record.type in NOT_REPORTS:
-                    continue
-                obj = orjson.loads(record.body)
-                if obj.get("created_by_ref") == own_identity:  # a directed alert the regulator sent
-                    continue
-                entries.append((record.date_added, record.object_id, licensee, collection, record, obj))
-            per_collection.append(entries)
-    newest = heapq.merge(*per_collection, key=lambda entry: entry[0], reverse=True)
-    shown = [entry for _, entry in zip(range(INBOX_SIZE), newest)]
+    sources = [(licensee_id, collection) for licensee_id, collections in _all_private().items()
+               for collection in collections if access(operator, collection).can_read]
+    shown = _newest_reports(sources, identity_of(operator))
     audit.note_objects(len(shown))
     return render_template("inbox.html", entries=shown, size=INBOX_SIZE, scan=INBOX_SCAN,
                            targets=rights.broadcast_destinations(_settings(), operator))
+
+
+def _newest_reports(sources: list, own_identity: str) -> list[tuple]:
+    """Reads collections from the one with the newest addition down, and stops at the first
+    whose newest addition is older than every report already found: with hundreds of licensees,
+    only the busy collections are read."""
+    last_added = _store().last_added([collection.id for _, collection in sources])
+    found: list[tuple] = []
+    for licensee_id, collection in sorted(sources, key=lambda s: last_added.get(s[1].id, 0), reverse=True):
+        newest = last_added.get(collection.id)
+        if newest is None or (len(found) >= INBOX_SIZE and newest <= found[INBOX_SIZE - 1][0]):
+            break
+        licensee = _settings().operators[licensee_id]
+        for record in _store().recent_versions(collection.id, limit=INBOX_SCAN):
+            if record.type in NOT_REPORTS:
+                continue
+            obj = orjson.loads(record.body)
+            if obj.get("created_by_ref") == own_identity:  # a directed alert the regulator sent
+                continue
+            found.append((record.date_added, record.object_id, licensee, collection, record, obj))
+        found.sort(key=lambda entry: entry[0], reverse=True)
+        del found[INBOX_SIZE:]
+    return found
 
 
 @blueprint.post("/inbox/republish")
@@ -150,4 +167,5 @@ def feed_report_page():
     _only_if(reads_feed_report)
     rows = feed_report(feed_index(), _settings().collections, limit=FEED_ROWS_PER_COLLECTION)
     audit.note_objects(len(rows))
-    return render_template("feed_report.html", rows=rows, summary=summarize(rows), limit=FEED_ROWS_PER_COLLECTION)
+    return render_template("feed_report.html", rows=rows[:FEED_ENTRIES_SHOWN], total=len(rows), summary=summarize(rows),
+                           limit=FEED_ROWS_PER_COLLECTION)
