@@ -60,10 +60,11 @@ def test_the_matrix_shows_a_delivery_over_taxii_and_an_acknowledgement_made_in_t
     assert analyst.heading == "Compliance"
     headers = [th.text for th in analyst.driver.find_elements(By.CSS_SELECTOR, "table.matrix thead th")]
     assert headers[:2] == ["Object", "Collection"] and set(headers[2:]) == {"NorthTel", "SouthWave"}
-    cells = dict(zip(headers, (cell.text for cell in row_with(analyst, "matrix", advisory["id"])
+    cells = dict(zip(headers, (cell.text for cell in row_with(analyst, "matrix", advisory["name"])
                               .find_elements(By.CSS_SELECTOR, "th, td"))))
     assert cells["NorthTel"].startswith("delivered 20") and "\nacknowledged 20" in cells["NorthTel"]
     assert cells["SouthWave"] == "not delivered"
+    assert cells["Object"].startswith("Smishing wave against subscribers\nreport, version 20")
     # SouthWave has received nothing of what was published to it: it is behind, so it comes first.
     behind = [row.find_element(By.TAG_NAME, "th").text
               for row in analyst.driver.find_elements(By.CSS_SELECTOR, "table.licensees tbody tr")]
@@ -129,8 +130,11 @@ def test_sightings_and_false_positive_reports_are_shown_per_indicator(analyst, a
     analyst.sign_in("regulator").follow("Sightings")
     assert analyst.heading == "Sightings and false positives"
     cells = [c.text for c in row_with(analyst, "sightings", indicator_id).find_elements(By.CSS_SELECTOR, "th, td")]
-    assert cells == [indicator_id, "1", "7", "1", "2026-02-01 08:00:00 UTC", "2026-02-02 09:30:00 UTC"]
+    assert cells == ["Smishing wave against subscribers: parcel-fee.example\n" + indicator_id, "1", "7", "1",
+                     "2026-02-01 08:00:00 UTC", "2026-02-02 09:30:00 UTC"]
     analyst.screenshot("sightings")
+    analyst.follow("Smishing wave against subscribers: parcel-fee.example")
+    assert analyst.path == f"/portal/collections/{ADVISORIES}/objects/{indicator_id}/"
 
 
 def test_the_feed_report_shows_what_was_held_back_and_why(analyst):

@@ -19,8 +19,10 @@ from ..feeds.http import feed_index
 from ..feeds.report import feed_report, summarize
 from ..policy import access, can_republish, can_see_compliance, reads_feed_report
 from ..sharing.identities import identity_of
+from ..storage.base import ObjectQuery
 from ..sharing.republish import PublishRefused, publish
 from . import rights
+from .stix_view import title_of
 from .views import _all_private, _operator, _settings, _store, blueprint
 
 MATRIX_ROWS = 25            # object versions a matrix page shows
@@ -55,9 +57,24 @@ def compliance():
     licensees = sorted(({"operator": op.id, "name": op.name, **_behind(op.id, objects, cells)}
                         for op in _settings().operators.values() if op.role == "licensee"),
                        key=lambda row: (-(row["undelivered"] + row["unacknowledged"]), row["name"]))
-    return render_template("compliance.html", licensees=licensees, objects=objects, cells=cells,
+    return render_template("compliance.html", licensees=licensees, objects=objects, cells=cells, titles=_titles(objects),
                            complete=complete, next_after=_cursor_text(cursor), first_page=after is None,
                            page_size=MATRIX_ROWS, cell_limit=MATRIX_CELLS, api_root=_settings().api_root_path)
+
+
+def _titles(objects: list[dict]) -> dict[str, str]:
+    """Object id -> its title, with one query per collection on the page."""
+    by_collection: dict = {}
+    for row in objects:
+        by_collection.setdefault(row["collection"], set()).add(row["object_id"])
+    titles = {}
+    for name, ids in by_collection.items():
+        collection = _settings().collection(name)
+        if collection is None:
+            continue
+        for record in _store().query(ObjectQuery(collection_id=collection.id, limit=len(ids), ids=tuple(ids))).records:
+            titles[record.object_id] = title_of(orjson.loads(record.body))
+    return titles
 
 
 def _behind(operator_id: str, objects: list[dict], cells: dict) -> dict:
@@ -157,7 +174,20 @@ def sightings():
     _only_if(can_see_compliance)
     rows = sorted(reports.sighting_rows(compliance_service()),
                   key=lambda row: (-row["false_positives"], -row["sightings"], row["indicator_id"]))
-    return render_template("sightings.html", rows=rows[:SIGHTINGS_SHOWN], total=len(rows), limit=SIGHTINGS_SHOWN)
+    shown = rows[:SIGHTINGS_SHOWN]
+    return render_template("sightings.html", rows=shown, total=len(rows), limit=SIGHTINGS_SHOWN,
+                           found=_published_indicators([row["indicator_id"] for row in shown]))
+
+
+def _published_indicators(ids: list[str]) -> dict:
+    """indicator id -> (collection, object) for those in a collection the regulator publishes to
+    everyone: one query per such collection, for names and links."""
+    found: dict = {}
+    for collection in rights.broadcast_destinations(_settings(), _operator()) if ids else ():
+        records = _store().query(ObjectQuery(collection_id=collection.id, limit=len(ids), ids=tuple(ids))).records
+        for record in records:
+            found.setdefault(record.object_id, (collection, orjson.loads(record.body)))
+    return found
 
 
 # -- the feed report ---------------------------------------------------------------------------------------------
