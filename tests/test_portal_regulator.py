@@ -162,3 +162,9 @@ def test_a_licensee_sees_no_link_to_the_regulators_pages_and_gets_404_for_each(a
     session = analyst.http()
     for path in REGULATOR_PAGES:
         assert session.get(analyst.exchange.url + path, allow_redirects=False).status_code == 404, path
+    token = analyst.driver.find_element(By.NAME, "csrf_token").get_attribute("value")  # a valid form token
+    before = len(analyst.exchange.objects(ADVISORIES))
+    answer = session.post(f"{analyst.exchange.url}/portal/inbox/republish", allow_redirects=False,
+                          data={"csrf_token": token, "object_id": indicator(1)["id"], "source": NORTHTEL_REPORTS,
+                                "target": ADVISORIES})
+    assert answer.status_code == 404 and len(analyst.exchange.objects(ADVISORIES)) == before
