@@ -201,7 +201,8 @@ def main() -> None:
     parser.add_argument("--licensees", type=int, default=200,
                         help="licensees in config.yaml, each with its private collection (the regulator's home reads all)")
     parser.add_argument("--markdown", type=Path)
-    parser.add_argument("--only", default="", help="time only the pages whose name contains one of these comma-separated texts")
+    parser.add_argument("--only", default="",
+                        help="time only the pages whose name contains one of these comma-separated texts")
     args = parser.parse_args()
     check_prebuilt_versions()
     with tempfile.TemporaryDirectory(prefix="bench-portal-") as folder:

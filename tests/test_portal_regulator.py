@@ -168,3 +168,11 @@ def test_a_licensee_sees_no_link_to_the_regulators_pages_and_gets_404_for_each(a
                           data={"csrf_token": token, "object_id": indicator(1)["id"], "source": NORTHTEL_REPORTS,
                                 "target": ADVISORIES})
     assert answer.status_code == 404 and len(analyst.exchange.objects(ADVISORIES)) == before
+
+
+def test_a_page_position_the_matrix_never_gave_is_a_400(analyst):
+    session = analyst.sign_in("regulator").http()
+    for after in ("no-colon", ":12", "x:-1", "x:" + "9" * 40):
+        answer = session.get(f"{analyst.exchange.url}/portal/compliance", params={"after": after})
+        assert answer.status_code == 400 and "page position is not valid" in answer.text, after
+    assert session.get(f"{analyst.exchange.url}/portal/compliance", params={"after": "x:12"}).status_code == 200

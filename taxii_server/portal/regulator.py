@@ -12,15 +12,14 @@ import orjson
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from .. import audit
-from ..app import app_services
-from ..compliance import reports
+from ..compliance import reports, scope
 from ..compliance.http import service as compliance_service
 from ..feeds.http import feed_index
 from ..feeds.report import feed_report, summarize
 from ..policy import access, can_republish, can_see_compliance, reads_feed_report
 from ..sharing.identities import identity_of
-from ..storage.base import ObjectQuery
 from ..sharing.republish import PublishRefused, publish
+from ..storage.base import ObjectQuery
 from . import rights
 from .stix_view import title_of
 from .views import _all_private, _operator, _settings, _store, blueprint
@@ -55,11 +54,12 @@ def compliance():
     objects, cursor = reports.delivery_summary(service, after=after, limit=MATRIX_ROWS)
     cells, complete = _cells(service, objects)
     licensees = sorted(({"operator": op.id, "name": op.name, **_behind(op.id, objects, cells)}
-                        for op in _settings().operators.values() if op.role == "licensee"),
+                        for op in scope.licensees(_settings())),
                        key=lambda row: (-(row["undelivered"] + row["unacknowledged"]), row["name"]))
-    return render_template("compliance.html", licensees=licensees, objects=objects, cells=cells, titles=_titles(objects),
-                           complete=complete, next_after=_cursor_text(cursor), first_page=after is None,
-                           page_size=MATRIX_ROWS, cell_limit=MATRIX_CELLS, api_root=_settings().api_root_path)
+    return render_template("compliance.html", licensees=licensees, objects=objects, cells=cells,
+                           titles=_titles(objects), complete=complete, next_after=_cursor_text(cursor),
+                           first_page=after is None, page_size=MATRIX_ROWS, cell_limit=MATRIX_CELLS,
+                           api_root=_settings().api_root_path)
 
 
 def _titles(objects: list[dict]) -> dict[str, str]:
