@@ -15,6 +15,7 @@ from conftest import ADVISORIES, TaxiiSession, envelope, indicator
 from test_portal_browser import NORTHTEL_REPORTS, Analyst, advisory, browser, exchange  # noqa: F401  (fixtures)
 
 from taxii_server.portal import authoring
+from taxii_server.sharing.identities import identity_of
 from taxii_server.timestamps import now_micros
 
 from selenium.webdriver.common.by import By  # noqa: E402  (after the module skips without a browser)
@@ -78,8 +79,12 @@ def test_republishing_from_the_inbox_makes_an_advisory_a_licensee_reads_and_refu
     shareable = reported("Credential phishing kit", "green", f"kit-{uuid.uuid4().hex[:8]}.example")
     secret = reported("Our own breached host", "red", f"breach-{uuid.uuid4().hex[:8]}.example")
     stored(taxii(analyst.exchange, "northtel"), NORTHTEL_REPORTS, shareable, secret)
+    alert = {**reported("Directed alert to NorthTel", "amber", "alert.example"),
+             "created_by_ref": identity_of(analyst.exchange.settings.operators["regulator"])}
+    stored(taxii(analyst.exchange, "regulator"), NORTHTEL_REPORTS, alert)  # the regulator's own: not a report
     analyst.sign_in("regulator").follow("Inbox")
     assert analyst.heading == "Inbox"
+    assert "Directed alert" not in analyst.text
     titles = [row.find_element(By.TAG_NAME, "a").text
               for row in analyst.driver.find_elements(By.CSS_SELECTOR, "table.inbox tbody tr")]
     assert titles[:2] == ["Our own breached host: " + secret["name"].split(": ")[-1],
