@@ -161,12 +161,30 @@ def pages(count: int) -> list[tuple[str, str, str, str, dict | None, tuple]]:
         ("publish an advisory (5 indicators)", "regulator", "POST", "/portal/publish", "ADVISORY", (302,)),
         ("report a finding (3 indicators)", "northtel", "POST", "/portal/report", "FINDING", (302,)),
         ("acknowledge an advisory", "northtel", "POST", f"{adv}/objects/{report}/acknowledge", "ACK", (302,)),
+        ("compliance matrix (regulator)", "regulator", "GET", "/portal/compliance", None, (200,)),
+        ("inbox (regulator, NEWS_LICENSEES private collections)", "regulator", "GET", "/portal/inbox", None, (200,)),
+        ("republish from the inbox", "regulator", "POST", "/portal/inbox/republish", "REPUBLISH", (302,)),
+        ("sightings per indicator (regulator)", "regulator", "GET", "/portal/sightings", None, (200,)),
+        ("feed report (regulator)", "regulator", "GET", "/portal/feed-report", None, (200,)),
     ]
+
+
+def deliver_newest(app, store, settings, operator: str) -> None:
+    """A licensee polls the newest advisories over TAXII: deliveries for the compliance matrix."""
+    key = issue_key(store, settings.secret, operator).raw_key
+    answer = app.test_client().get(f"/api/collections/{settings.collection('advisories').id}/objects/?limit=100",
+                                   headers={"Authorization": f"Bearer {key}",
+                                            "Accept": "application/taxii+json;version=2.1"})
+    if answer.status_code != 200:
+        raise SystemExit(f"{operator}'s poll failed: {answer.status_code}")
 
 
 def form(kind: str, visitor: Visitor, settings) -> dict:
     if kind == "ACK":
         return {"csrf_token": visitor.token}
+    if kind == "REPUBLISH":
+        return {"csrf_token": visitor.token, "object_id": object_id("indicator", 0),
+                "source": settings.collection("northtel-reports").id, "target": settings.collection("advisories").id}
     if kind == "ADVISORY":
         return {"csrf_token": visitor.token, "destination": settings.collection("advisories").id,
                 "name": "Benchmark advisory", "kind": "domain", "tlp": "green", "description": "",
@@ -183,6 +201,8 @@ def main() -> None:
     parser.add_argument("--licensees", type=int, default=200,
                         help="licensees in config.yaml, each with its private collection (the regulator's home reads all)")
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--only", default="",
+                        help="time only the pages whose name contains one of these comma-separated texts")
     args = parser.parse_args()
     check_prebuilt_versions()
     with tempfile.TemporaryDirectory(prefix="bench-portal-") as folder:
@@ -195,7 +215,10 @@ def main() -> None:
         middle = store.recent_versions(collection, limit=1, before=None)[0].date_added
         first = store.export_versions(collection, None, 1)[0].date_added
         rows = []
+        deliver_newest(app, store, settings, "northtel")
         for page, who, method, url, data, expect in pages(args.objects):
+            if not any(part in page for part in args.only.split(",")):
+                continue
             url = url.replace("MIDDLE", str((first + middle) // 2))
             page = page.replace("NEWS_LICENSEES", str(args.licensees))
             visitor = visitors[who]

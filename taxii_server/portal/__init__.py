@@ -28,6 +28,7 @@ class _FormTokenCookie(SecureCookieSessionInterface):
 
 
 def register(app: Flask) -> None:
+    from . import regulator  # noqa: F401  (the regulator's pages, on the same blueprint)
     from .views import blueprint
 
     secret = app.extensions["taxii"].settings.secret

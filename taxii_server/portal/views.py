@@ -14,6 +14,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from .. import audit, limits
 from ..app import app_services
+from ..policy import can_republish, can_see_compliance, reads_feed_report
 from ..storage.base import ObjectQuery, VersionFilter
 from ..errors import TaxiiError
 from ..ingest import store_objects
@@ -93,7 +94,9 @@ def _page_context():
     if principal is None:
         return {}
     return {"operator": principal.operator, "action_form": ActionForm(), "shown_time": shown_time,
-            "title_of": title_of, "tlp_of": tlp_of}
+            "title_of": title_of, "tlp_of": tlp_of, "sees_compliance": can_see_compliance(principal.operator),
+            "republishes": can_republish(principal.operator),
+            "reads_feed_report": reads_feed_report(principal.operator)}
 
 
 def _store():
