@@ -8,6 +8,7 @@ with their status resource and, for an API request, its audit record.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import orjson
 from flask import has_app_context
