@@ -41,6 +41,7 @@ from pathlib import Path
 
 import requests
 import yaml
+from bench_sections import put_section  # scripts/, this script's own folder
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -51,7 +52,6 @@ from taxii_server.storage import open_store  # noqa: E402
 
 TAXII = "application/taxii+json;version=2.1"
 SECTION = "## Abuse: what another operator waits"
-BEGIN, END = "<!-- bench_abuse: begin -->", "<!-- bench_abuse: end -->"
 # The targets, and why (docs/benchmarks.md says the same in words).
 TARGET_P99_MS, TARGET_MAX_MS, TARGET_RSS_MIB = 1_000, 5_000, 256
 BIN = Path(sys.executable).parent
@@ -271,7 +271,7 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     if args.write_docs:
-        write_section(REPO / "docs" / "benchmarks.md", render_section(results, " ".join(sys.argv[1:])))
+        put_section(REPO / "docs" / "benchmarks.md", "bench_abuse", render_section(results, " ".join(sys.argv[1:])))
 
 
 def render_section(results: dict, arguments: str) -> str:
@@ -319,17 +319,6 @@ def render_section(results: dict, arguments: str) -> str:
                          f"{figures['max_ms']} | {' / '.join(f'{p:.0f}' for p in figures['worker_peak_rss_mib'])} | "
                          f"{answers or '-'} |")
     return "\n".join(lines) + "\n"
-
-
-def write_section(report: Path, section: str) -> None:
-    """Replace the marked section in the report, or add it at the end (scripts/bench keeps marked sections)."""
-    text = report.read_text() if report.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    report.write_text(text)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from pathlib import Path
 import orjson
 import requests
 import yaml
+from bench_sections import put_section  # scripts/, this script's own folder
 
 REPO = Path(__file__).resolve().parent.parent
 # The code measured: this checkout, or (TAXII_SERVER_CODE=DIR) another one, e.g. an earlier commit.
@@ -423,9 +424,6 @@ def _described(code: Path) -> str:
     return commit.stdout.strip()[:90] if commit.returncode == 0 and commit.stdout.strip() else str(code)
 
 
-BEGIN, END = "<!-- bench_ingest: begin -->", "<!-- bench_ingest: end -->"
-
-
 # Written by hand inside the section (what the profile showed, what was changed): kept on rewrite.
 NOTES_BEGIN, NOTES_END = "<!-- bench_ingest notes: begin -->", "<!-- bench_ingest notes: end -->"
 
@@ -433,13 +431,8 @@ NOTES_BEGIN, NOTES_END = "<!-- bench_ingest notes: begin -->", "<!-- bench_inges
 def write_section(path: Path, results: dict) -> None:
     text = path.read_text() if path.exists() else ""
     notes = re.search(re.escape(NOTES_BEGIN) + ".*?" + re.escape(NOTES_END), text, flags=re.S)
-    section = "\n".join([BEGIN, "", "## Ingest with the sharing rules on (scripts/bench_ingest.py)", "",
-                         *render(results), "", *([notes.group(0), ""] if notes else []), END])
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    put_section(path, "bench_ingest", "\n".join(["", "## Ingest with the sharing rules on (scripts/bench_ingest.py)", "",
+                                                 *render(results), "", *([notes.group(0), ""] if notes else [])]))
     print(f"wrote the ingest section of {path}", file=sys.stderr)
 
 

@@ -40,9 +40,9 @@ from pathlib import Path
 
 import requests
 import yaml
+from bench_sections import put_section  # scripts/, this script's own folder
 
 REPO = Path(__file__).resolve().parent.parent
-BEGIN, END = "<!-- bench_read_path: begin -->", "<!-- bench_read_path: end -->"
 TAXII = "application/taxii+json;version=2.1"
 OBJECTS = 1_000
 PAGE = 100
@@ -236,17 +236,12 @@ def report(results: dict, bare: str, args) -> str:
 
 def write_section(path: Path, table: str, profile_table: str) -> None:
     section = "\n".join([
-        BEGIN, "", "## Read path: a 100-object page against a bare Flask app", "",
+        "", "## Read path: a 100-object page against a bare Flask app", "",
         f"Written by `scripts/bench_read_path.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
         "Target: >= 0.6x the bare app's throughput.", "", table, "",
         "Where one request's time goes (the application in process, Flask's test client, cProfile own time "
-        "grouped by where it is spent):", "", profile_table, "", END])
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+        "grouped by where it is spent):", "", profile_table, ""])
+    put_section(path, "bench_read_path", section)
     print(f"wrote the read-path section of {path}", file=sys.stderr)
 
 

@@ -20,22 +20,22 @@ def writable_collections(settings: Settings, operator: Operator) -> list[Collect
 
 def readable_collection(settings: Settings, operator: Operator, id_or_alias: str) -> Collection:
     """The collection; 404 when the operator cannot see it (as over TAXII), 403 when it may only write."""
-    collection = settings.collection(id_or_alias)
-    rights = access(operator, collection) if collection else None
-    if rights is None or not rights.visible:
-        raise NotFound("No such collection, or you have no access to it.")
-    if not rights.can_read:
-        raise Forbidden("You may add objects to this collection but not read it.")
-    return collection
+    return _visible_with(settings, operator, id_or_alias, "can_read",
+                         "You may add objects to this collection but not read it.")
 
 
 def writable_collection(settings: Settings, operator: Operator, id_or_alias: str) -> Collection:
+    """The collection; 404 when the operator cannot see it, 403 when it may only read."""
+    return _visible_with(settings, operator, id_or_alias, "can_write", "You may not add objects to this collection.")
+
+
+def _visible_with(settings: Settings, operator: Operator, id_or_alias: str, right: str, refusal: str) -> Collection:
     collection = settings.collection(id_or_alias)
     rights = access(operator, collection) if collection else None
     if rights is None or not rights.visible:
         raise NotFound("No such collection, or you have no access to it.")
-    if not rights.can_write:
-        raise Forbidden("You may not add objects to this collection.")
+    if not getattr(rights, right):
+        raise Forbidden(refusal)
     return collection
 
 
