@@ -20,7 +20,15 @@ csrf = CSRFProtect()
 
 
 class _FormTokenCookie(SecureCookieSessionInterface):
-    """Flask's signed cookie, which holds only Flask-WTF's CSRF secret: Secure under HTTPS."""
+    """Flask's signed cookie, which holds only Flask-WTF's CSRF secret: Secure under HTTPS,
+    and read and written for the portal's pages only. A TAXII request (which a browser
+    would not send the cookie with: its path is /portal) gets Flask's null session, so
+    the read path does not build a signing serializer for a cookie it never has."""
+
+    def open_session(self, app: Flask, request):
+        if request.blueprint != "portal":
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         from .sessions import cookies_secure
