@@ -14,9 +14,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import astuple
+from itertools import accumulate
+from operator import attrgetter, gt, itemgetter
 from pathlib import Path
 
 import orjson
@@ -25,8 +27,9 @@ from ..file_modes import private_file
 from ..timestamps import now_micros
 from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, DeliveredPage,
                    Delivery, DeliveryCount, FalsePositive, FeedEntry, FeedIndicator, FeedState, NewVersion,
-                   ObjectQuery, Page, Poll, PortalSession, SightingRecord, StatusMaker, StatusRecord, Store,
-                   StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord, take_page)
+                   ObjectQuery, Page, PageBudget, Poll, PortalSession, SightingRecord, StatusMaker, StatusRecord, Store,
+                   StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord)
+from .page_cache import PageCache
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 SCHEMA = """
@@ -248,6 +251,7 @@ class SQLiteStore(Store):
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA busy_timeout={int(self.write_wait * 1000)}")
             self._local.db, self._local.pid = db, os.getpid()
+            self._local.pages = PageCache()
         return db
 
     @contextmanager
@@ -363,11 +367,42 @@ class SQLiteStore(Store):
                 (collection_id, plan.clock))
 
     def query(self, query: ObjectQuery) -> Page:
-        columns = _COLUMNS + (", body" if query.with_body else "")
+        db = self._connection()
+        if db.in_transaction:  # inside a write: what that transaction sees, never kept
+            return self._read_page(db, query)
+        # The store's state as this connection sees it: see page_cache.py.
+        state = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
+        page = self._local.pages.get(state, query)
+        if page is None:
+            page = self._read_page(db, query)
+            self._local.pages.put(state, query, page)
+        return page
+
+    @staticmethod
+    def _read_page(db: sqlite3.Connection, query: ObjectQuery) -> Page:
+        # A page is read in statements that return one row each (JSON arrays and the
+        # bodies joined, built by SQLite), not a row per record: Python's sqlite3 lets go of
+        # the interpreter's lock at every row it steps, and under gunicorn's threads each
+        # time another thread may keep it for up to a switch interval (5 ms).
         where, params = _where(query)
-        sql = f"SELECT {columns} FROM {_source(query)} WHERE {where} ORDER BY date_added LIMIT ?"
-        rows = self._connection().execute(sql, (*params, query.limit + 1))
-        return take_page((StoredVersion(*row) for row in rows), query)
+        matching = f"FROM {_source(query)} WHERE {where} ORDER BY date_added LIMIT ?"
+        with _read_snapshot(db):  # the statements see the same versions
+            if not query.with_body:
+                listed = _json_value(db, f"SELECT json_group_array(json_array({_COLUMNS}))"
+                                         f" FROM (SELECT {_COLUMNS} {matching})", (*params, query.limit + 1))
+                records = _in_date_order([StoredVersion(*fields) for fields in listed])
+                return Page(records[:query.limit], more=len(records) > query.limit)
+            sizes = _json_value(db, "SELECT json_group_array(json_array(date_added, size))"
+                                    f" FROM (SELECT date_added, length(body) AS size {matching})",
+                                (*params, query.limit + 1))
+            budget = PageBudget(query)
+            more = not all(map(budget.admits, map(itemgetter(1), _in_date_order(sizes, itemgetter(0)))))
+            if not budget.taken:
+                return Page([], more=False)
+            listed, bodies = db.execute(
+                f"SELECT json_group_array(json_array({_COLUMNS}, length(body))), CAST(group_concat(body, '') AS BLOB)"
+                f" FROM (SELECT {_COLUMNS}, CAST(body AS BLOB) AS body {matching})", (*params, budget.taken)).fetchone()
+        return Page(_in_date_order(_cut_bodies(orjson.loads(listed), bodies)), more)
 
     def object_versions(self, collection_id: str, object_id: str) -> list[VersionRecord]:
         rows = self._connection().execute(
@@ -898,6 +933,39 @@ def _version_record(row) -> VersionRecord:
     object_id, kind, version, version_key, spec_version, date_added, content_hash, body, *submission = row
     return VersionRecord(object_id, kind, version, version_key, spec_version, date_added, bytes(content_hash),
                          bytes(body), *submission)
+
+
+@contextmanager
+def _read_snapshot(db: sqlite3.Connection):
+    """One read transaction around the statements inside (or the caller's transaction, if one is open)."""
+    if db.in_transaction:
+        yield
+        return
+    db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if db.in_transaction:
+            db.execute("COMMIT")  # ends a read: nothing is written
+
+
+def _json_value(db: sqlite3.Connection, sql: str, params) -> list:
+    return orjson.loads(db.execute(sql, params).fetchone()[0])
+
+
+def _cut_bodies(listed: list, bodies: bytes | None) -> list[StoredVersion]:
+    """StoredVersions from `[[columns..., body length], ...]` and the bodies joined, in the same order."""
+    ends = list(accumulate(fields[-1] for fields in listed))
+    return [StoredVersion(*fields[:-1], bodies[start:end]) for fields, start, end in zip(listed, [0, *ends], ends)]
+
+
+def _in_date_order(records: list, date_added=attrgetter("date_added")) -> list:
+    # SQLite feeds an aggregate the rows of an ordered subquery in that order, but does not
+    # promise it: checked here, and put in order should it ever not be.
+    dates = list(map(date_added, records))
+    if any(map(gt, dates, dates[1:])):
+        records.sort(key=date_added)
+    return records
 
 
 def _source(query: ObjectQuery) -> str:
