@@ -14,8 +14,13 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ADVISORIES, COMMUNITY, OPERATORS, envelope, indicator, write_config
+from backends import require_shared_store
+from conftest import ADVISORIES, COMMUNITY, OPERATORS, TaxiiSession, envelope, free_port, indicator, write_config
+from test_crash_safety import TaxiiServerProcess
+from taxii_server.config import load_settings
 from taxii_server.compliance.deliveries import EXTENSION
+from taxii_server.keys import issue_key
+from taxii_server.storage import open_store
 from taxii_server.storage.base import DeliveredPage
 from taxii_server.timestamps import now_micros
 
@@ -36,9 +41,9 @@ def config_path(tmp_path, storage_url):
                         metrics={"scrape_token_file": "metrics.token"})
 
 
-def gauges(server, name: str) -> dict[str, float]:
-    """One scrape: the family's value per licensee label."""
-    answer = requests.get(server.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+def gauges(server, name: str, url: str | None = None) -> dict[str, float]:
+    """One scrape (of the server's /metrics, or of `url` without a token): the family's value per licensee."""
+    answer = requests.get(url or server.url + "/metrics", headers={} if url else {"Authorization": f"Bearer {TOKEN}"})
     assert answer.status_code == 200, answer.text
     family = next(f for f in text_string_to_metric_families(answer.text) if f.name == name)
     assert all(set(sample.labels) == {"licensee"} for sample in family.samples)
@@ -169,6 +174,37 @@ def test_the_last_poll_is_that_of_a_collection_published_to_the_licensee(server,
     polls = gauges(server, LAST_POLL)
     assert before / 1e6 <= polls["northtel"] <= after / 1e6
     assert polls["southwave"] == 0
+
+
+# --- several workers, one answer ---------------------------------------------------------------------
+
+def test_every_worker_and_the_arbiters_listener_report_the_same_lag(tmp_path, storage_url, config_path):
+    """A real `serve --workers 2`: the licensee's pages may be served by either worker, each of
+    which writes its own buffer within a second; whichever process answers a scrape reads the store."""
+    require_shared_store(storage_url)
+    settings = load_settings(config_path, environ={})
+    store = open_store(settings.storage_url)
+    keys = {operator: issue_key(store, settings.secret, operator).raw_key for operator in ("regulator", "northtel")}
+    store.close()
+    metrics_port = free_port()
+    server = TaxiiServerProcess(config_path, tmp_path / "serve.log", workers=2,
+                                args=("--metrics-bind", f"127.0.0.1:{metrics_port}"))
+    server.start()
+    try:
+        publish(TaxiiSession(server.url, keys["regulator"]), ADVISORIES, *(advisory(n) for n in range(6)))
+        assert gauges(server, LAG)["northtel"] > 0
+        fetch_everything(TaxiiSession(server.url, keys["northtel"]))
+        for _ in range(300):  # until both workers' flushers (one a second) have written
+            if gauges(server, LAG)["northtel"] == 0:
+                break
+            time.sleep(0.1)
+        scrapes = [gauges(server, LAG) for _ in range(4)]
+        scrapes.append(gauges(server, LAG, url=f"http://127.0.0.1:{metrics_port}/metrics"))
+        assert [lags["northtel"] for lags in scrapes] == [0] * 5
+        assert all(lags["southwave"] > 0 for lags in scrapes)
+        assert not server.server_errors()
+    finally:
+        server.stop()
 
 
 # --- the store's answer ------------------------------------------------------------------------------
