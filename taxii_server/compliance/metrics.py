@@ -38,11 +38,11 @@ MICROS = 1_000_000
 
 def delivery_lags(settings: Settings, store: Store, now: int) -> dict[str, float]:
     """Seconds of lag per licensee, every licensee named (0 when up to date)."""
-    licensees = scope.licensees(settings)
-    lags = dict.fromkeys((op.id for op in licensees), 0.0)
+    published = published_collections(settings)
+    lags = dict.fromkeys(published, 0.0)
     added_since = now - settings.compliance_retention_days * DAY
     for collection in scope.tracked(settings):
-        readers = tuple(op.id for op in licensees if collection in scope.published_to(settings, op))
+        readers = tuple(licensee for licensee, ids in published.items() if collection.id in ids)
         for operator_id, oldest in store.oldest_after_last_delivered(collection.id, readers, added_since).items():
             lags[operator_id] = max(lags[operator_id], max(now - oldest, 0) / MICROS)
     return lags
@@ -50,12 +50,28 @@ def delivery_lags(settings: Settings, store: Store, now: int) -> dict[str, float
 
 def last_polls(settings: Settings, store: Store) -> dict[str, float]:
     """Per licensee: the time (seconds since the epoch) of its last page of a collection published to it, or 0."""
-    published = {op.id: {c.id for c in scope.published_to(settings, op)} for op in scope.licensees(settings)}
+    published = published_collections(settings)
     latest = dict.fromkeys(published, 0.0)
     for poll in store.last_polls():
         if poll.collection_id in published.get(poll.operator_id, ()):
             latest[poll.operator_id] = max(latest[poll.operator_id], poll.at / MICROS)
     return latest
+
+
+_published: tuple[Settings | None, dict[str, frozenset[str]]] = (None, {})
+
+
+def published_collections(settings: Settings) -> dict[str, frozenset[str]]:
+    """Per licensee, the ids of the collections published to it. The configuration does not change
+    while the server runs, and deciding it takes some 5,000 policy checks for 50 licensees: the
+    answer for the settings asked about last is kept."""
+    global _published
+    held, published = _published
+    if held is not settings:
+        published = {op.id: frozenset(c.id for c in scope.published_to(settings, op))
+                     for op in scope.licensees(settings)}
+        _published = settings, published
+    return published
 
 
 class DeliveryLag:

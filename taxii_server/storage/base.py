@@ -252,7 +252,7 @@ def newest_sent(pages: Iterable[tuple[str, bytes]], operator_ids: tuple[str, ...
     wanted, newest = frozenset(operator_ids), {}
     for operator_id, versions in pages:
         if operator_id in wanted:
-            page_newest = max((version[0] for version in orjson.loads(versions)), default=0)
+            page_newest = max(orjson.loads(versions), default=(0,))[0]  # lists compare by date_added first
             newest[operator_id] = max(page_newest, newest.get(operator_id, page_newest))
     return newest
 
