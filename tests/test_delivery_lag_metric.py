@@ -8,19 +8,20 @@ the gauges. Every case runs on every storage backend.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import time
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from backends import require_shared_store
+from backends import require_shared_store, require_sqlite
 from conftest import ADVISORIES, COMMUNITY, OPERATORS, TaxiiSession, envelope, free_port, indicator, write_config
 from test_crash_safety import TaxiiServerProcess
 from taxii_server.config import load_settings
 from taxii_server.compliance.deliveries import EXTENSION
 from taxii_server.keys import issue_key
-from taxii_server.storage import open_store
+from taxii_server.storage import open_store, sqlite_path
 from taxii_server.storage.base import DeliveredPage
 from taxii_server.timestamps import now_micros
 
@@ -174,6 +175,17 @@ def test_the_last_poll_is_that_of_a_collection_published_to_the_licensee(server,
     polls = gauges(server, LAST_POLL)
     assert before / 1e6 <= polls["northtel"] <= after / 1e6
     assert polls["southwave"] == 0
+
+
+def test_records_that_cannot_be_read_leave_out_the_delivery_gauges_not_the_rest(server, settings):
+    require_sqlite(settings.storage_url, "breaks the database file under the running server")
+    with sqlite3.connect(sqlite_path(settings.storage_url)) as db:
+        db.execute("ALTER TABLE compliance_deliveries RENAME TO compliance_deliveries_gone")
+    answer = requests.get(server.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200
+    names = {family.name for family in text_string_to_metric_families(answer.text)}
+    assert LAG not in names and LAST_POLL not in names
+    assert {"taxii_http_requests", "taxii_store_object_versions"} <= names
 
 
 # --- several workers, one answer ---------------------------------------------------------------------
