@@ -6,5 +6,6 @@
 - scope.py            which collections each record is about, from policy.py
 - service.py          reads licensees' private collections for the above, settles, purges
 - reports.py          the three reports, as plain rows
+- metrics.py          delivery lag and last poll per licensee, for /metrics
 - http.py, cli.py     the reports over HTTP (the regulator only) and on the command line
 """

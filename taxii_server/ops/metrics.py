@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from ..compliance.metrics import DeliveryLag
 from ..errors import TaxiiError, not_found
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -46,10 +47,7 @@ OBJECTS_SERVED = Counter("taxii_objects_served", "Objects, manifest entries and 
 AUTHENTICATION_FAILURES = Counter("taxii_authentication_failures", "Requests refused with 401.")
 RATE_LIMITED = Counter("taxii_rate_limited", "Requests refused with 429: a key past its requests a minute.")
 
-# -- delivery lag per licensee ------------------------------------------------------------------------
-# taxii_delivery_lag_seconds{licensee}: how long after an advisory is published each licensee
-# fetches it. It is measured from the compliance records (who fetched what, when); it belongs
-# here, fed where those records are written, once they exist.
+# Delivery lag per licensee is read from the compliance records at each scrape: compliance/metrics.py.
 
 
 def note_rejected(count: int) -> None:
@@ -115,7 +113,7 @@ def scrape() -> Response:
         raise TaxiiError(401, "Authentication required", "Send the metrics scrape token as 'Authorization: Bearer "
                          "<token>'; operators' API keys are not accepted here.",
                          {"WWW-Authenticate": 'Bearer realm="metrics"'})
-    registry = scrape_registry(services.store, services.settings.collections)
+    registry = scrape_registry(services.store, services.settings)
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
@@ -124,14 +122,15 @@ def _bearer(authorization: str | None) -> bytes:
     return value.strip().encode() if scheme.lower() == "bearer" else b""
 
 
-def scrape_registry(store, collections) -> CollectorRegistry:
-    """Every worker's counts (or this process's) and the store's size, read now."""
+def scrape_registry(store, settings) -> CollectorRegistry:
+    """Every worker's counts (or this process's), the store's size and the delivery lag, read now."""
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROCESS_ENV):
         MultiProcessCollector(registry)
     else:
         registry.register(_ProcessCounts())
-    registry.register(StoreSize(store, collections))
+    registry.register(StoreSize(store, settings.collections))
+    registry.register(DeliveryLag(settings, store))
     return registry
 
 

@@ -84,7 +84,7 @@ def gunicorn_hooks(app, metrics_bind: tuple[str, int] | None) -> dict:
             services = app.extensions["taxii"]
             host, port = metrics_bind
             listener["server"], _ = start_http_server(port, host, registry=scrape_registry(
-                services.store, services.settings.collections))
+                services.store, services.settings))
             server.log.info("metrics on http://%s:%d/metrics", host, port)
 
     def post_fork(server, worker):

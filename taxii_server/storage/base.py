@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import orjson
+
 
 @dataclass(frozen=True)
 class VersionFilter:
@@ -261,6 +263,17 @@ class DeliveredPage(NamedTuple):
     collection_id: str
     delivered_at: int
     versions: tuple[tuple[int, str, str], ...]  # (date_added, object id, version) of each
+
+
+def newest_sent(pages: Iterable[tuple[str, bytes]], operator_ids: tuple[str, ...]) -> dict[str, int]:
+    """Per operator: the newest `date_added` in recorded pages, given as (operator, the page's
+    `versions` as stored: JSON [[date_added, id, version], ...])."""
+    wanted, newest = frozenset(operator_ids), {}
+    for operator_id, versions in pages:
+        if operator_id in wanted:
+            page_newest = max(orjson.loads(versions), default=(0,))[0]  # lists compare by date_added first
+            newest[operator_id] = max(page_newest, newest.get(operator_id, page_newest))
+    return newest
 
 
 @dataclass(frozen=True)
@@ -629,6 +642,16 @@ class Store(abc.ABC):
                     added_since: int) -> dict[str, tuple[int, int | None]]:
         """Per operator: (how many latest versions added at or after `added_since` were never
         delivered to it, the `date_added` of the oldest of them)."""
+
+    @abc.abstractmethod
+    def oldest_after_last_delivered(self, collection_id: str, operator_ids: tuple[str, ...],
+                                    added_since: int) -> dict[str, int]:
+        """Per operator behind the collection's newest latest version: the `date_added` of the
+        oldest latest version added at or after `added_since` and after the newest version ever
+        sent to it from the collection (its Deliveries, and pages not yet compacted). Operators
+        sent that newest version are left out. For the delivery-lag metric, at each scrape: one
+        key seek per operator, and one read of the collection's pages not yet compacted (read
+        first, so that a compaction running meanwhile cannot hide a delivery)."""
 
     @abc.abstractmethod
     def unacknowledged_versions(self, collection_ids: tuple[str, ...]) -> dict[str, int]:

@@ -69,7 +69,7 @@ from . import StorageError, redacted
 from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, DeliveredPage,
                    Delivery, DeliveryCount, FalsePositive, FeedEntry, FeedIndicator, FeedState, NewVersion,
                    ObjectQuery, Page, Poll, PortalSession, SightingRecord, StatusMaker, StatusRecord, Store,
-                   StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord, take_page)
+                   StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord, newest_sent, take_page)
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 log = logging.getLogger(__name__)
@@ -688,6 +688,27 @@ class MongoStore(Store):
             missing = [date_added for date_added in latest if date_added not in delivered]
             result[operator_id] = len(missing), missing[0] if missing else None
         return result
+
+    def oldest_after_last_delivered(self, collection_id: str, operator_ids: tuple[str, ...],
+                                    added_since: int) -> dict[str, int]:
+        if not operator_ids:
+            return {}
+        db = self._db()
+        pending = newest_sent(((page["operator_id"], page["versions"]) for page in db.compliance_delivered_pages.find(
+            {"collection_id": collection_id, "operator_id": {"$in": list(operator_ids)}},
+            {"_id": 0, "operator_id": 1, "versions": 1})), operator_ids)
+        oldest = {}
+        for operator_id in operator_ids:
+            delivered = db.compliance_deliveries.find_one(
+                {"operator_id": operator_id, "collection_id": collection_id}, {"_id": 0, "date_added": 1},
+                sort=[("date_added", DESCENDING)])
+            frontier = max(delivered["date_added"] if delivered else 0, pending.get(operator_id, 0), added_since - 1)
+            first = list(db.objects.find({"collection_id": collection_id, "is_last": True,
+                                          "date_added": {"$gt": frontier}}, {"_id": 0, "date_added": 1})
+                         .hint("last_by_date").sort("date_added", ASCENDING).limit(1))
+            if first:
+                oldest[operator_id] = first[0]["date_added"]
+        return oldest
 
     def unacknowledged_versions(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
         pipeline = [

@@ -28,7 +28,7 @@ from ..timestamps import now_micros
 from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, DeliveredPage,
                    Delivery, DeliveryCount, FalsePositive, FeedEntry, FeedIndicator, FeedState, NewVersion,
                    ObjectQuery, Page, PageBudget, Poll, PortalSession, SightingRecord, StatusMaker, StatusRecord, Store,
-                   StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord)
+                   StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord, newest_sent)
 from .page_cache import PageCache
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
@@ -770,6 +770,26 @@ class SQLiteStore(Store):
         return {operator_id: _missing(latest, {row[0] for row in db.execute(
             "SELECT date_added FROM compliance_deliveries WHERE operator_id = ? AND collection_id = ?"
             " AND date_added >= ?", (operator_id, collection_id, added_since))}) for operator_id in operator_ids}
+
+    def oldest_after_last_delivered(self, collection_id: str, operator_ids: tuple[str, ...],
+                                    added_since: int) -> dict[str, int]:
+        if not operator_ids:
+            return {}
+        db = self._connection()
+        pending = newest_sent(db.execute(
+            "SELECT operator_id, versions FROM compliance_delivered_pages WHERE collection_id = ?"
+            f" AND operator_id IN ({_marks(operator_ids)})", (collection_id, *operator_ids)), operator_ids)
+        oldest = {}
+        for operator_id in operator_ids:
+            (delivered,) = db.execute("SELECT MAX(date_added) FROM compliance_deliveries"
+                                      " WHERE operator_id = ? AND collection_id = ?",
+                                      (operator_id, collection_id)).fetchone()
+            frontier = max(delivered or 0, pending.get(operator_id, 0), added_since - 1)
+            (first,) = db.execute("SELECT MIN(date_added) FROM objects WHERE collection_id = ? AND is_last = 1"
+                                  " AND date_added > ?", (collection_id, frontier)).fetchone()
+            if first is not None:
+                oldest[operator_id] = first
+        return oldest
 
     def unacknowledged_versions(self, collection_ids: tuple[str, ...]) -> dict[str, int]:
         if not collection_ids:
