@@ -236,6 +236,7 @@ class SQLiteStore(Store):
         if self.path != ":memory:":
             private_file(Path(self.path))  # before SQLite creates it with the umask's mode
         self._local = threading.local()
+        _require_json_functions(self._connection())
         for script in (SCHEMA, COMPLIANCE_SCHEMA, FEED_SCHEMA):
             self._connection().executescript(script)
         self._add_missing_columns()
@@ -953,6 +954,16 @@ def _version_record(row) -> VersionRecord:
     object_id, kind, version, version_key, spec_version, date_added, content_hash, body, *submission = row
     return VersionRecord(object_id, kind, version, version_key, spec_version, date_added, bytes(content_hash),
                          bytes(body), *submission)
+
+
+def _require_json_functions(db: sqlite3.Connection) -> None:
+    """Pages are built with SQLite's JSON functions: built in since SQLite 3.38, an
+    extension most builds include before that. Say so at start-up, not on the first poll."""
+    try:
+        db.execute("SELECT json_group_array(json_array(1))").fetchone()
+    except sqlite3.OperationalError:
+        raise RuntimeError(f"This Python's SQLite ({sqlite3.sqlite_version}) has no JSON functions; "
+                           "taxii-server needs SQLite 3.38 or later, or one built with JSON1.") from None
 
 
 @contextmanager
