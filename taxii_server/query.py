@@ -61,7 +61,7 @@ class Continuation:
 
 def parse_filters(endpoint: str, args, *, collection_id: str, object_id: str | None, caller: str,
                   default_limit: int, max_limit: int, signer: "CursorSigner",
-                  default_versions: VersionFilter | None = None) -> PageRequest:
+                  default_versions: VersionFilter | None = None, max_bytes: int | None = None) -> PageRequest:
     """Validate `args` (a werkzeug MultiDict) for `endpoint` and build the query.
 
     With `next`, the filters come from the token; any the request repeats must
@@ -86,6 +86,7 @@ def parse_filters(endpoint: str, args, *, collection_id: str, object_id: str | N
         spec_versions=filters["match[spec_version]"],
         added_after=filters["added_after"],
         after_position=position,
+        max_bytes=max_bytes,
     )
     return PageRequest(query=query, fingerprint=fingerprint, carried=_carried(filters, defaults))
 

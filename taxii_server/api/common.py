@@ -3,7 +3,6 @@ rights, and responses in the TAXII media type."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import orjson
 from flask import Response, g, request
@@ -29,10 +28,7 @@ def caller() -> Principal:
 
 def taxii_response(payload: dict | bytes, status: int = 200, headers: dict | None = None) -> Response:
     body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-    response = Response(body, status=status, content_type=TAXII_MEDIA_TYPE)
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+    return Response(body, status=status, headers=headers, content_type=TAXII_MEDIA_TYPE)
 
 
 def visible_collection(id_or_alias: str) -> tuple[Collection, Access]:
@@ -100,10 +96,9 @@ def page_request(endpoint: str, collection: Collection, object_id: str | None = 
                  default_versions: VersionFilter | None = None) -> PageRequest:
     """The request's filters, validated for `endpoint` and bound to the caller."""
     services = app_services()
-    wanted = parse_filters(endpoint, request.args, collection_id=collection.id, object_id=object_id,
-                           caller=caller().operator.id, default_limit=services.settings.default_limit,
-                           max_limit=services.settings.max_limit, signer=services.cursors,
-                           default_versions=default_versions)
-    # Room for the envelope around the objects: "more", "next" and the brackets.
-    max_bytes = services.settings.work.max_page_bytes - ENVELOPE_ALLOWANCE
-    return replace(wanted, query=replace(wanted.query, max_bytes=max_bytes))
+    settings = services.settings
+    return parse_filters(endpoint, request.args, collection_id=collection.id, object_id=object_id,
+                         caller=caller().operator.id, default_limit=settings.default_limit,
+                         max_limit=settings.max_limit, signer=services.cursors, default_versions=default_versions,
+                         # Room for the envelope around the objects: "more", "next" and the brackets.
+                         max_bytes=settings.work.max_page_bytes - ENVELOPE_ALLOWANCE)

@@ -70,10 +70,10 @@ def _count(response: Response) -> Response:
     endpoint = asked.endpoint or "unrouted"  # bounded: the application's endpoints, or this
     method = asked.method if asked.method in _METHODS else "other"
     status = response.status_code
-    REQUESTS.labels(endpoint, method, str(status)).inc()
+    _child(REQUESTS, endpoint, method, status).inc()
     started = getattr(state, "metrics_started", None)
     if started is not None:
-        LATENCY.labels(endpoint, method).observe(time.perf_counter() - started)
+        _child(LATENCY, endpoint, method).observe(time.perf_counter() - started)
     if status == 401:
         AUTHENTICATION_FAILURES.inc()
     elif status == 429:
@@ -84,13 +84,26 @@ def _count(response: Response) -> Response:
     return response
 
 
+_children: dict[tuple, object] = {}
+
+
+def _child(metric, *labels):
+    """`metric.labels(*labels)`, looked up once per set of labels: prometheus_client checks
+    the labels and takes a lock on every call. The sets are few (endpoints, methods, statuses)."""
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*map(str, labels))
+    return child
+
+
 def _count_objects(state, collection: str, method: str, status: int) -> None:
     objects = getattr(state, "audit_objects", 0)
     if method == "POST" and status == 202:
-        OBJECTS_INGESTED.labels(collection).inc(objects)
-        OBJECTS_REJECTED.labels(collection).inc(getattr(state, "metrics_rejected", 0))
+        _child(OBJECTS_INGESTED, collection).inc(objects)
+        _child(OBJECTS_REJECTED, collection).inc(getattr(state, "metrics_rejected", 0))
     elif method == "GET" and status == 200:
-        OBJECTS_SERVED.labels(collection).inc(objects)
+        _child(OBJECTS_SERVED, collection).inc(objects)
 
 
 def _collection_label(collection_id: str) -> str:
