@@ -7,16 +7,18 @@ no scheduler is needed and an idle server does no work.
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 
-from .storage.base import Store
+from .storage.base import Store, StoreBusy
 from .timestamps import now_micros
 
 PURGE_INTERVAL = 60 * 1_000_000  # microseconds between two purges in one process
 
 _last_purge: weakref.WeakKeyDictionary[Store, int] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def purge_expired_statuses(store: Store, retention_seconds: int) -> int:
@@ -27,4 +29,12 @@ def purge_expired_statuses(store: Store, retention_seconds: int) -> int:
         if now - _last_purge.get(store, 0) < PURGE_INTERVAL:
             return 0
         _last_purge[store] = now
-    return store.purge_statuses(created_before=now - retention_seconds * 1_000_000)
+    try:
+        return store.purge_statuses(created_before=now - retention_seconds * 1_000_000)
+    except StoreBusy:
+        # Run after a write its client is about to be told of: a busy store must not turn
+        # that answer into "nothing was changed". The next request tries again.
+        with _lock:
+            _last_purge.pop(store, None)
+        log.info("expired statuses not purged: the store is busy; the next request will try")
+        return 0
