@@ -50,6 +50,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     ops.install(app)  # first: the request id and the clock start before authentication may end the request
     app.before_request(_authenticate_and_negotiate)
     app.after_request(_audit)
+    app.teardown_request(_end_reading)
     _register_blueprints(app, settings.api_root_path)
     compliance.install(app, settings, app.extensions["taxii"].store)
     return app
@@ -83,6 +84,8 @@ def _authenticate_and_negotiate() -> None:
     services.bookkeeper.ensure_running()
     if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in SELF_AUTHENTICATED_BLUEPRINTS:
         return
+    # One look at whether the store changed serves the request's key and page reads (storage/page_cache.py).
+    services.store.begin_reading()
     try:
         g.principal = authenticate(request.headers.get("Authorization"), services.settings, services.store)
     except TaxiiError as refused:
@@ -93,6 +96,10 @@ def _authenticate_and_negotiate() -> None:
     if request.blueprint not in PLAIN_TEXT_BLUEPRINTS and not accept_allows_taxii(request.headers.get("Accept")):
         raise TaxiiError(406, "Not acceptable",
                          "This server answers with application/taxii+json;version=2.1; include it in Accept.")
+
+
+def _end_reading(_error) -> None:
+    app_services().store.end_reading()
 
 
 def _limit_failed_authentications(services: Services) -> None:

@@ -1,7 +1,7 @@
-"""Pages read again: the SQLite backend answers a repeated page from memory
-(storage/page_cache.py), and every change to the store, by whoever makes it,
-is in the next page read. The cases about what a reader sees run on every
-backend: a cache must not change what the store answers.
+"""Reads made again: the SQLite backend answers a repeated page, and a request's
+API key, from memory (storage/page_cache.py), and every change to the store, by
+whoever makes it, is in the next read. The cases about what a reader sees run on
+every backend: a cache must not change what the store answers.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from backends import BACKENDS, discard, require_shared_store
 from conftest import indicator
 
 from taxii_server.storage import open_store
-from taxii_server.storage.base import ObjectQuery, Page, StoredVersion, VersionFilter
+from taxii_server.storage.base import ApiKeyRecord, ObjectQuery, Page, StoredVersion, VersionFilter
 from taxii_server.storage.page_cache import MAX_BYTES, MAX_PAGE_BYTES, MAX_PAGES, PageCache
 from taxii_server.validation import check_object
 
@@ -113,6 +113,47 @@ def test_changing_the_page_handed_out_does_not_change_the_next_one(store):
     assert len(first_page(store).records) == 2
 
 
+def a_request(store, work):
+    """`work` as one request's reads: between begin_reading and end_reading, as the application does."""
+    store.begin_reading()
+    try:
+        return work()
+    finally:
+        store.end_reading()
+
+
+KEY = ApiKeyRecord(key_id="0123456789ab", operator_id="northtel", secret_hash="hash", created=1)
+
+
+def test_a_key_revoked_through_another_connection_is_revoked_for_the_next_request(store):
+    store.add_key(KEY)
+    assert a_request(store, lambda: store.get_key(KEY.key_id)).revoked is None
+    in_a_thread(lambda: store.revoke_key(KEY.key_id, 5))
+    assert a_request(store, lambda: store.get_key(KEY.key_id)).revoked == 5
+
+
+def test_a_key_revoked_by_another_process_is_revoked_for_the_next_request(store, store_url):
+    require_shared_store(store_url)
+    store.add_key(KEY)
+    assert a_request(store, lambda: store.get_key(KEY.key_id)).revoked is None
+    script = "import sys; from taxii_server.storage import open_store; open_store(sys.argv[1]).revoke_key(sys.argv[2], 5)"
+    subprocess.run([sys.executable, "-c", script, store_url, KEY.key_id], check=True)
+    assert a_request(store, lambda: store.get_key(KEY.key_id)).revoked == 5
+
+
+def test_a_key_added_after_an_unknown_id_was_tried_is_found(store):
+    assert a_request(store, lambda: store.get_key(KEY.key_id)) is None
+    in_a_thread(lambda: store.add_key(KEY))
+    assert a_request(store, lambda: store.get_key(KEY.key_id)) == KEY
+
+
+def test_an_object_added_during_a_request_is_in_the_next_requests_page(store):
+    add(store, 1)
+    assert a_request(store, lambda: len(first_page(store).records)) == 1
+    in_a_thread(lambda: add(store, 2))
+    assert a_request(store, lambda: len(first_page(store).records)) == 2
+
+
 # -- the SQLite backend's cache itself ---------------------------------------------------------------------
 
 @pytest.fixture
@@ -140,6 +181,26 @@ def test_a_repeated_page_is_answered_without_reading_the_rows_again(sqlite_store
     again = statements_of(sqlite_store, lambda: first_page(sqlite_store))
     assert any("FROM objects" in sql for sql in first)
     assert again == ["PRAGMA data_version"]
+
+
+def test_a_request_that_repeats_the_last_ones_reads_asks_the_store_only_whether_it_changed(sqlite_store):
+    add(sqlite_store, 1, 2, 3)
+    sqlite_store.add_key(KEY)
+
+    def poll():
+        sqlite_store.get_key(KEY.key_id)
+        first_page(sqlite_store)
+
+    first = statements_of(sqlite_store, lambda: a_request(sqlite_store, poll))
+    again = statements_of(sqlite_store, lambda: a_request(sqlite_store, poll))
+    assert any("FROM api_keys" in sql for sql in first) and any("FROM objects" in sql for sql in first)
+    assert again == ["PRAGMA data_version"]
+
+
+def test_an_unknown_key_id_is_looked_up_every_time(sqlite_store):
+    statements = statements_of(sqlite_store, lambda: [a_request(sqlite_store, lambda: sqlite_store.get_key("nope"))
+                                                      for _ in range(3)])
+    assert sum("FROM api_keys" in sql for sql in statements) == 3
 
 
 def test_any_commit_to_the_store_empties_the_cache_even_one_that_touches_no_object(sqlite_store):

@@ -427,6 +427,15 @@ class Store(abc.ABC):
     def query(self, query: ObjectQuery) -> Page:
         """One page of versions in `date_added` order."""
 
+    def begin_reading(self) -> None:
+        """The start of one request's reads on this thread, ended by `end_reading`. A backend
+        may look once here at whether the store has changed, and answer the reads of the
+        request from what it read before if not (SQLite: storage/page_cache.py). Reads
+        outside these calls look for themselves. Does nothing unless a backend says so."""
+
+    def end_reading(self) -> None:
+        """The end of the reads `begin_reading` began."""
+
     @abc.abstractmethod
     def object_exists(self, collection_id: str, object_id: str) -> bool:
         """True when any version of the object is in the collection."""

@@ -29,7 +29,7 @@ from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditM
                    Delivery, DeliveryCount, FalsePositive, FeedEntry, FeedIndicator, FeedState, NewVersion,
                    ObjectQuery, Page, PageBudget, Poll, PortalSession, SightingRecord, StatusMaker, StatusRecord, Store,
                    StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord, newest_sent)
-from .page_cache import PageCache
+from .page_cache import KeyCache, PageCache, State
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
 SCHEMA = """
@@ -252,7 +252,7 @@ class SQLiteStore(Store):
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA busy_timeout={int(self.write_wait * 1000)}")
             self._local.db, self._local.pid = db, os.getpid()
-            self._local.pages = PageCache()
+            self._local.pages, self._local.keys = PageCache(), KeyCache()
         return db
 
     @contextmanager
@@ -367,12 +367,26 @@ class SQLiteStore(Store):
                 "ON CONFLICT (collection_id) DO UPDATE SET last_date_added = MAX(last_date_added, excluded.last_date_added)",
                 (collection_id, plan.clock))
 
+    def begin_reading(self) -> None:
+        db = self._connection()
+        self._local.data_version = db.execute("PRAGMA data_version").fetchone()[0]
+
+    def end_reading(self) -> None:
+        self._local.data_version = None
+
+    def _state(self, db: sqlite3.Connection) -> State:
+        """The store's state as this connection sees it (page_cache.py): as it was at
+        `begin_reading`, or now, and this connection's own writes since."""
+        data_version = getattr(self._local, "data_version", None)
+        if data_version is None:
+            data_version = db.execute("PRAGMA data_version").fetchone()[0]
+        return data_version, db.total_changes
+
     def query(self, query: ObjectQuery) -> Page:
         db = self._connection()
         if db.in_transaction:  # inside a write: what that transaction sees, never kept
             return self._read_page(db, query)
-        # The store's state as this connection sees it: see page_cache.py.
-        state = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
+        state = self._state(db)
         page = self._local.pages.get(state, query)
         if page is None:
             page = self._read_page(db, query)
@@ -489,8 +503,16 @@ class SQLiteStore(Store):
             db.execute(f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", astuple(record))
 
     def get_key(self, key_id: str) -> ApiKeyRecord | None:
-        row = self._connection().execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
-        return ApiKeyRecord(*row) if row else None
+        db = self._connection()
+        reading = getattr(self._local, "data_version", None) is not None and not db.in_transaction
+        state = self._state(db) if reading else None
+        record = self._local.keys.get(state, key_id) if reading else None
+        if record is None:
+            row = db.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+            record = ApiKeyRecord(*row) if row else None
+            if reading and record is not None:
+                self._local.keys.put(state, key_id, record)
+        return record
 
     def list_keys(self, operator_id: str | None = None) -> list[ApiKeyRecord]:
         sql = f"SELECT {_KEY_COLUMNS} FROM api_keys"
