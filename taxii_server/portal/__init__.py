@@ -17,6 +17,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
+PATH = "/portal"  # where the portal's pages are, and its cookie with them
 
 
 class _FormTokenCookie(SecureCookieSessionInterface):
@@ -26,7 +27,8 @@ class _FormTokenCookie(SecureCookieSessionInterface):
     the read path does not build a signing serializer for a cookie it never has."""
 
     def open_session(self, app: Flask, request):
-        if request.blueprint != "portal":
+        # By path: Flask opens the session before it matches the URL to a blueprint.
+        if request.path != PATH and not request.path.startswith(PATH + "/"):
             return self.make_null_session(app)
         return super().open_session(app, request)
 
@@ -44,11 +46,11 @@ def register(app: Flask) -> None:
     app.config.update(
         WTF_CSRF_CHECK_DEFAULT=False,     # checked by the portal's own before_request, never on TAXII POSTs
         SESSION_COOKIE_NAME="taxii_portal_forms",
-        SESSION_COOKIE_PATH="/portal",
+        SESSION_COOKIE_PATH=PATH,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
     )
     app.session_interface = _FormTokenCookie()
     csrf.init_app(app)
     app.extensions["portal"] = {}  # what the pages work out once from the settings (views.py)
-    app.register_blueprint(blueprint, url_prefix="/portal")
+    app.register_blueprint(blueprint, url_prefix=PATH)
