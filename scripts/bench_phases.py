@@ -460,7 +460,8 @@ def render(results: dict) -> list[str]:
         small, large = rules["sizes"]
         lines += ["### Ingest with the shipped rules on, into a small and a large collection", "",
                   "A licensee posts new TLP:GREEN indicators under its own `created_by_ref` to the anonymous "
-                  "community collection (the shipped config: TLP ceilings, anonymisation, delivery tracking), "
+                  "community collection (the shipped config: TLP ceilings, anonymisation; its delivery tracking "
+                  "records reads of the advisories and licensee collections, not these posts), "
                   f"one worker. POST: two servers side by side, one holding {small:,} and one {large:,}, each "
                   "envelope sent to both in turn; import: alternating rounds, then both stores at once (the wall "
                   "ratio's figures).", "",
@@ -486,7 +487,8 @@ def render(results: dict) -> list[str]:
                   f"{imported['start_seconds']:.2f} s; it is part of every import figure.", "",
                   "CPU: the server process's (or the import process's) CPU time per object; the ratio is the "
                   f"small size's over the large one's (1.0: cost flat in the store's size). Every import round, "
-                  f"/s: into {small:,} {a['every_round']}, into {large:,} {b['every_round']}.", "",
+                  f"/s: into {small:,} " + ", ".join(f"{r:,}" for r in a["every_round"]) + f"; into {large:,} "
+                  + ", ".join(f"{r:,}" for r in b["every_round"]) + ".", "",
                   f"Where the CPU time of one 1,000-indicator POST goes at {large:,}, microseconds per object "
                   "(each stage timed on its own, best of 3, garbage collection held off; scripts/bench_ingest.py):",
                   "", "| stage | µs per object |", "|---|---:|"]
@@ -510,7 +512,8 @@ def render(results: dict) -> list[str]:
     if "read_path" in results and "skipped" not in results["read_path"]:
         read = results["read_path"]
         lines += ["### Read path: a 100-object page against a bare Flask app", "",
-                  f"GET objects, one 100-object page of 1,000 stored; gunicorn `{read['gunicorn']}`; wrk 2 threads, "
+                  f"GET objects, one 100-object page of 1,000 stored; gunicorn `{read['gunicorn']}` (gthread); "
+                  "wrk 2 threads, "
                   f"8 connections, {read['seconds']} s x {read['rounds']} rounds, alternating.", "",
                   "| server | requests/s (median) | p99 ms (median) | x bare Flask | every round, requests/s |",
                   "|---|---:|---:|---:|---|"]
