@@ -6,7 +6,7 @@
   holding a small and a large number of objects, side by side: two one-worker
   servers run at once and each envelope goes to both in turn, so that whatever
   else the machine does weighs on both alike. Then `taxii-server import` of the
-  same kind of bundle into both stores, in alternating rounds.
+  same kind of bundle into both stores, in alternating rounds, then into both at once.
 - `migrate`: `copy_store` (what `taxii-server migrate` runs) of the polling
   phase's stores, the small one and the large one, into fresh SQLite stores.
 - The read path: a 100-object page against a bare Flask app serving the same
