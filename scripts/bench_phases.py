@@ -398,6 +398,12 @@ def _at_least(rate: float, floor: float) -> str:
     return f"{rate / floor:.2f}x the target" + ("" if rate >= floor else f" ({floor / rate:.2f}x short)")
 
 
+def _flatness(path: str, how: str, small: int, large: int, ratio: float, detail: str) -> dict:
+    """The row of a target "into the large store >= FLAT x into the small one" (wall time, measured `how`)."""
+    return _target(f"{path}: into {large:,} >= {FLAT}x into {small:,} (wall, {how})", f"{ratio:.2f}x ({detail})",
+                   ratio >= FLAT, f"{ratio:.2f}x vs {FLAT}x", _quick_note(large))
+
+
 def _quick_note(large: int) -> str:
     return "" if large == 1_000_000 else f"--quick: at {large:,} instead of 1,000,000"
 
@@ -429,11 +435,9 @@ def targets(results: dict) -> list[dict]:
                             "; ".join(filter(None, (_quick_note(large), f"a one-object import takes "
                                                     f"{imported['start_seconds']:.2f} s")))))
         both = imported["side_by_side"]
-        rows.append(_target(f"import: into {large:,} >= {FLAT}x into {small:,} (wall, both imports at once)",
-                            f"{imported['wall_ratio']:.2f}x ({both[large]['per_second']:,}/s and "
-                            f"{both[small]['per_second']:,}/s; CPU per object in the rounds {imported['cpu_ratio']:.2f}x)",
-                            imported["wall_ratio"] >= FLAT, f"{imported['wall_ratio']:.2f}x vs {FLAT}x",
-                            _quick_note(large)))
+        rows.append(_flatness("import", "both imports at once", small, large, imported["wall_ratio"],
+                              f"{both[large]['per_second']:,}/s and {both[small]['per_second']:,}/s; "
+                              f"CPU per object in the rounds {imported['cpu_ratio']:.2f}x"))
     if "migrate" in results:
         migrate = results["migrate"]
         small, large = migrate["sizes"]
@@ -442,12 +446,10 @@ def targets(results: dict) -> list[dict]:
                             f"last {tail['tail_versions']:,} of the copy: {tail['tail_per_second']:,}/s "
                             f"(whole copy: {tail['per_second']:,}/s)", tail["tail_per_second"] >= 8000,
                             _at_least(tail["tail_per_second"], 8000), _quick_note(large)))
-        rows.append(_target(f"migrate: into {large:,} >= {FLAT}x into {small:,} (wall, interleaved)",
-                            f"{migrate['tail_ratio']:.2f}x ({tail['tail_per_second']:,}/s over the last "
-                            f"{tail['tail_versions']:,} vs {migrate[small]['per_second']:,}/s copying {small:,}; "
-                            f"CPU per version {migrate['cpu_ratio']:.2f}x)",
-                            migrate["tail_ratio"] >= FLAT, f"{migrate['tail_ratio']:.2f}x vs {FLAT}x",
-                            _quick_note(large)))
+        rows.append(_flatness("migrate", "interleaved", small, large, migrate["tail_ratio"],
+                              f"{tail['tail_per_second']:,}/s over the last {tail['tail_versions']:,} vs "
+                              f"{migrate[small]['per_second']:,}/s copying {small:,}; "
+                              f"CPU per version {migrate['cpu_ratio']:.2f}x"))
     if "read_path" in results:
         read = results["read_path"]
         name = "a 100-object page >= 0.6x the requests/s of a bare Flask app serving the same bytes (wrk)"
