@@ -14,7 +14,7 @@ runs on every request as it does in production, and the audit trail records
 every request.
 
     .venv-test/bin/python scripts/bench_read_path.py [--seconds 10] [--rounds 3] [--before ../main] \
-        [--write docs/benchmarks.md]      # the figures and the profile, as a section of that file
+        [--write docs/benchmarks.md [--spy]]  # the figures and the profile, as a section of that file
     .venv-test/bin/python scripts/bench_read_path.py --profile   # where one request's time goes, in process
 
 `--write` replaces the section between the markers below in the file (or appends
@@ -239,7 +239,8 @@ def measure(args) -> None:
         table = report(results, targets[0].name, args)
         print(table)
         if args.write:
-            write_section(Path(args.write), table, grouped_profile(2000))
+            write_section(Path(args.write), table, grouped_profile(2000),
+                          served_profile(args.seconds) if args.spy else None)
     finally:
         for process in processes:
             if process.poll() is None:
@@ -265,11 +266,13 @@ def report(results: dict, bare: str, args) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, table: str, profile_table: str) -> None:
+def write_section(path: Path, table: str, profile_table: str, served_table: str | None = None) -> None:
+    served = ["Where the served requests' time goes (gunicorn as above, this server only):", "", served_table, ""]
     section = "\n".join([
         "", "## Read path: a 100-object page against a bare Flask app", "",
         f"Written by `scripts/bench_read_path.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
         "Target: >= 0.6x the bare app's throughput.", "", table, "",
+        *(served if served_table else []),
         "Where one request's time goes (the application in process, Flask's test client, cProfile own time "
         "grouped by where it is spent):", "", profile_table, ""])
     put_section(path, "bench_read_path", section)
@@ -319,6 +322,56 @@ AREAS = [
 ]
 
 
+# Where the served request spends the interpreter's time (py-spy --gil), by the sampled
+# frame's file; the first match wins.
+SERVED_AREAS = [
+    ("gunicorn: reading requests, writing responses, the worker's loop",
+     ("gunicorn/", "selectors.py", "concurrent/futures", "threading.py", "taxii_server/connections",
+      "taxii_server/server.py", "email/utils", "socket.py")),
+    ("logging: the request line", ("logging/", "taxii_server/ops/logs")),
+    ("metrics: counting the request", ("prometheus_client", "taxii_server/ops/metrics")),
+    *AREAS[:-1],
+]
+
+
+def served_profile(seconds: int) -> str:
+    """Where a served GET objects spends the interpreter's time under wrk: py-spy samples
+    the thread holding Python's lock in every gunicorn process; own time by area."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists() and shutil.which("py-spy") is None:
+        raise SystemExit("py-spy is not installed (pip install py-spy)")
+    folder = Path(tempfile.mkdtemp(prefix="taxii-bench-spy-"))
+    try:
+        target = Deployment("profile", folder / "store", REPO)
+        process, url = serve(target)
+        try:
+            run_wrk(target, url, 2)
+            samples = folder / "samples.txt"
+            recorder = subprocess.Popen([spy, "record", "--pid", str(process.pid), "--subprocesses", "--gil",
+                                         "--nonblocking", "--rate", "200", "--format", "raw", "--duration",
+                                         str(seconds), "--output", str(samples)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            run_wrk(target, url, seconds)
+            recorder.wait(timeout=seconds + 60)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        totals: dict[str, int] = {}
+        for line in samples.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            leaf = stack.rsplit(";", 1)[-1]
+            area = next((name for name, needles in SERVED_AREAS if any(n in leaf for n in needles)),
+                        "other (Python's standard library and builtins)")
+            totals[area] = totals.get(area, 0) + int(count)
+        whole = sum(totals.values())
+        lines = [f"{whole:,} samples of the thread holding the interpreter's lock, in both workers, "
+                 f"during {seconds} s of wrk (py-spy --gil).", "", "| where | share of the time |", "|---|---:|"]
+        lines += [f"| {area} | {n / whole:.0%} |" for area, n in sorted(totals.items(), key=lambda kv: -kv[1])]
+        return "\n".join(lines)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _area(filename: str, function: str) -> str:
     where = f"{filename}:{function}"
     if "werkzeug/test.py" in where or "flask/testing.py" in where:
@@ -361,6 +414,8 @@ def main() -> None:
     parser.add_argument("--before", help="A checkout of earlier code to measure side by side (e.g. /work/main).")
     parser.add_argument("--profile", action="store_true", help="Profile the read path in process instead.")
     parser.add_argument("--write", help="Write the figures and a grouped profile as a section of this file.")
+    parser.add_argument("--spy", action="store_true", help="With --write, also profile the served requests with "
+                                                           "py-spy (pip install py-spy): where the time goes.")
     args = parser.parse_args()
     if shutil.which("wrk") is None and not args.profile:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
