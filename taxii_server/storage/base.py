@@ -77,35 +77,18 @@ class Page:
     more: bool
 
 
-class PageBudget:
-    """What a page may still take, record by record in `date_added` order:
-    `query.limit` records, and bodies up to `query.max_bytes` (counting a comma
-    each), except that a larger body comes alone."""
-
-    def __init__(self, query: ObjectQuery):
-        self.limit, self.max_bytes = query.limit, query.max_bytes
-        self.taken = 0
-        self._bytes = 0
-
-    def admits(self, body_size: int | None) -> bool:
-        if self.taken == self.limit:
-            return False
-        if self.max_bytes is not None and body_size is not None:
-            self._bytes += body_size + 1
-            if self.taken and self._bytes > self.max_bytes:
-                return False
-        self.taken += 1
-        return True
-
-
 def take_page(records: Iterable[StoredVersion], query: ObjectQuery) -> Page:
     """The page `query` asks for, from the matching records in `date_added`
     order (read lazily: reading stops at the first record left out)."""
-    budget = PageBudget(query)
     taken: list[StoredVersion] = []
+    size = 0
     for record in records:
-        if not budget.admits(None if record.body is None else len(record.body)):
+        if len(taken) == query.limit:
             return Page(taken, more=True)
+        if query.max_bytes is not None and record.body is not None:
+            size += len(record.body) + 1  # and a comma
+            if taken and size > query.max_bytes:
+                return Page(taken, more=True)
         taken.append(record)
     return Page(taken, more=False)
 

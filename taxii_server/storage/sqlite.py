@@ -14,11 +14,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import astuple
-from itertools import accumulate
-from operator import attrgetter, gt, itemgetter
 from pathlib import Path
 
 import orjson
@@ -27,8 +25,8 @@ from ..file_modes import private_file
 from ..timestamps import now_micros
 from .base import (Acknowledgement, AddOutcome, ApiKeyRecord, AuditEvent, AuditMaker, ClientCertRecord, DeliveredPage,
                    Delivery, DeliveryCount, FalsePositive, FeedEntry, FeedIndicator, FeedState, NewVersion,
-                   ObjectQuery, Page, PageBudget, Poll, PortalSession, SightingRecord, StatusMaker, StatusRecord, Store,
-                   StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord, newest_sent)
+                   ObjectQuery, Page, Poll, PortalSession, SightingRecord, StatusMaker, StatusRecord, Store,
+                   StoreBusy, StoredVersion, Submission, VersionFilter, VersionRecord, newest_sent, take_page)
 from .page_cache import KeyCache, PageCache, State
 from .planning import HeldVersion, WritePlan, plan_additions, plan_import
 
@@ -241,7 +239,6 @@ class SQLiteStore(Store):
         if self.path != ":memory:":
             private_file(Path(self.path))  # before SQLite creates it with the umask's mode
         self._local = threading.local()
-        _require_json_functions(self._connection())
         for script in (SCHEMA, COMPLIANCE_SCHEMA, FEED_SCHEMA):
             self._connection().executescript(script)
         self._add_missing_columns()
@@ -400,29 +397,11 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _read_page(db: sqlite3.Connection, query: ObjectQuery) -> Page:
-        # A page is read in statements that return one row each (JSON arrays and the
-        # bodies joined, built by SQLite), not a row per record: Python's sqlite3 lets go of
-        # the interpreter's lock at every row it steps, and under gunicorn's threads each
-        # time another thread may keep it for up to a switch interval (5 ms).
+        columns = _COLUMNS + (", body" if query.with_body else "")
         where, params = _where(query)
-        matching = f"FROM {_source(query)} WHERE {where} ORDER BY date_added LIMIT ?"
-        with _read_snapshot(db):  # the statements see the same versions
-            if not query.with_body:
-                listed = _json_value(db, f"SELECT json_group_array(json_array({_COLUMNS}))"
-                                         f" FROM (SELECT {_COLUMNS} {matching})", (*params, query.limit + 1))
-                records = _in_date_order([StoredVersion(*fields) for fields in listed])
-                return Page(records[:query.limit], more=len(records) > query.limit)
-            sizes = _json_value(db, "SELECT json_group_array(json_array(date_added, size))"
-                                    f" FROM (SELECT date_added, length(body) AS size {matching})",
-                                (*params, query.limit + 1))
-            budget = PageBudget(query)
-            more = not all(map(budget.admits, map(itemgetter(1), _in_date_order(sizes, itemgetter(0)))))
-            if not budget.taken:
-                return Page([], more=False)
-            listed, bodies = db.execute(
-                f"SELECT json_group_array(json_array({_COLUMNS}, length(body))), CAST(group_concat(body, '') AS BLOB)"
-                f" FROM (SELECT {_COLUMNS}, CAST(body AS BLOB) AS body {matching})", (*params, budget.taken)).fetchone()
-        return Page(_in_date_order(_cut_bodies(orjson.loads(listed), bodies)), more)
+        rows = db.execute(f"SELECT {columns} FROM {_source(query)} WHERE {where} ORDER BY date_added LIMIT ?",
+                          (*params, query.limit + 1))
+        return take_page((StoredVersion(*row) for row in rows), query)
 
     def object_versions(self, collection_id: str, object_id: str) -> list[VersionRecord]:
         rows = self._connection().execute(
@@ -981,49 +960,6 @@ def _version_record(row) -> VersionRecord:
     object_id, kind, version, version_key, spec_version, date_added, content_hash, body, *submission = row
     return VersionRecord(object_id, kind, version, version_key, spec_version, date_added, bytes(content_hash),
                          bytes(body), *submission)
-
-
-def _require_json_functions(db: sqlite3.Connection) -> None:
-    """Pages are built with SQLite's JSON functions: built in since SQLite 3.38, an
-    extension most builds include before that. Say so at start-up, not on the first poll."""
-    try:
-        db.execute("SELECT json_group_array(json_array(1))").fetchone()
-    except sqlite3.OperationalError:
-        raise RuntimeError(f"This Python's SQLite ({sqlite3.sqlite_version}) has no JSON functions; "
-                           "taxii-server needs SQLite 3.38 or later, or one built with JSON1.") from None
-
-
-@contextmanager
-def _read_snapshot(db: sqlite3.Connection):
-    """One read transaction around the statements inside (or the caller's transaction, if one is open)."""
-    if db.in_transaction:
-        yield
-        return
-    db.execute("BEGIN")
-    try:
-        yield
-    finally:
-        if db.in_transaction:
-            db.execute("COMMIT")  # ends a read: nothing is written
-
-
-def _json_value(db: sqlite3.Connection, sql: str, params) -> list:
-    return orjson.loads(db.execute(sql, params).fetchone()[0])
-
-
-def _cut_bodies(listed: list, bodies: bytes | None) -> list[StoredVersion]:
-    """StoredVersions from `[[columns..., body length], ...]` and the bodies joined, in the same order."""
-    ends = list(accumulate(fields[-1] for fields in listed))
-    return [StoredVersion(*fields[:-1], bodies[start:end]) for fields, start, end in zip(listed, [0, *ends], ends)]
-
-
-def _in_date_order(records: list, date_added=attrgetter("date_added")) -> list:
-    # SQLite feeds an aggregate the rows of an ordered subquery in that order, but does not
-    # promise it: checked here, and put in order should it ever not be.
-    dates = list(map(date_added, records))
-    if any(map(gt, dates, dates[1:])):
-        records.sort(key=date_added)
-    return records
 
 
 def _source(query: ObjectQuery) -> str:
