@@ -488,15 +488,20 @@ class SQLiteStore(Store):
 
     def get_key(self, key_id: str) -> ApiKeyRecord | None:
         db = self._connection()
-        reading = getattr(self._local, "data_version", None) is not None and not db.in_transaction
-        state = self._state(db) if reading else None
-        record = self._local.keys.get(state, key_id) if reading else None
+        if getattr(self._local, "data_version", None) is None or db.in_transaction:
+            return self._read_key(db, key_id)  # outside a request's reads: looked up each time
+        state = self._state(db)
+        record = self._local.keys.get(state, key_id)
         if record is None:
-            row = db.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
-            record = ApiKeyRecord(*row) if row else None
-            if reading and record is not None:
+            record = self._read_key(db, key_id)
+            if record is not None:  # a made-up key id is not kept: it must not push out the keys in use
                 self._local.keys.put(state, key_id, record)
         return record
+
+    @staticmethod
+    def _read_key(db: sqlite3.Connection, key_id: str) -> ApiKeyRecord | None:
+        row = db.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+        return ApiKeyRecord(*row) if row else None
 
     def list_keys(self, operator_id: str | None = None) -> list[ApiKeyRecord]:
         sql = f"SELECT {_KEY_COLUMNS} FROM api_keys"
