@@ -84,7 +84,7 @@ class PageCache(ReadCache):
         page = super().get(state, key)
         return None if page is None else Page(list(page.records), page.more)
 
-    def put(self, state: State, key: Hashable, page: Page, size: int = 0) -> None:
+    def put(self, state: State, key: Hashable, page: Page) -> None:  # weighed by its bodies
         size = sum(len(record.body) for record in page.records if record.body is not None)
         super().put(state, key, Page(list(page.records), page.more), size)
 
