@@ -349,27 +349,9 @@ def phase_read_path(profile: dict, work: Path, log) -> dict:
     log(f"read path: a {bench_read_path.PAGE}-object page, this server and a bare Flask app, "
         f"{rounds} rounds of {seconds} s with wrk")
     folder = work / "read-path"
-    server = bench_read_path.Deployment("this server", folder / "server", bench_read_path.REPO)
-    process, url = bench_read_path.serve(server)
-    try:
-        body = requests.get(url + server.path, headers=server.headers(), timeout=60).content
-        distinct = bench_read_path.DistinctPages(server, url)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-    if body.count(b'"type":"indicator"') != bench_read_path.PAGE:
-        raise SystemExit(f"read path: the page does not hold {bench_read_path.PAGE} indicators: {body[:200]!r}")
-    bare = bench_read_path.BareFlask(folder / "bare", body, server.path)
-    runs = {"bare Flask": [], "this server": [], DISTINCT_PAGES: []}
-    for _ in range(rounds):
-        for name, target in (("bare Flask", bare), ("this server", server), (DISTINCT_PAGES, distinct)):
-            process, url = bench_read_path.serve(target)
-            try:
-                bench_read_path.run_wrk(target, url, 2)  # warm-up: imports, connections, caches
-                runs[name].append(bench_read_path.run_wrk(target, url, seconds))
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
+    targets = bench_read_path.compared_with(bench_read_path.Deployment("this server", folder / "server",
+                                                                       bench_read_path.REPO))
+    runs = bench_read_path.alternate(targets, rounds, seconds)
     result = {name: {"rps": round(statistics.median(r["rps"] for r in outcome), 1),
                      "p99_ms": round(statistics.median(r["p99_ms"] for r in outcome), 2),
                      "every_round_rps": [r["rps"] for r in outcome]}

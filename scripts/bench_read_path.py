@@ -210,41 +210,52 @@ def _millis(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
 
+def compared_with(deployment: Deployment) -> list:
+    """The targets measured side by side: a bare Flask app serving `deployment`'s page (the
+    very same bytes), the deployment, and the deployment asked for a different page each request."""
+    process, url = serve(deployment)
+    try:
+        body = requests.get(url + deployment.path, headers=deployment.headers(), timeout=60).content
+        distinct = DistinctPages(deployment, url)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    if body.count(b'"type":"indicator"') != PAGE:
+        raise SystemExit(f"the page does not hold {PAGE} indicators: {body[:200]!r}")
+    return [BareFlask(deployment.folder.parent / "bare", body, deployment.path), deployment, distinct]
+
+
+def alternate(targets: list, rounds: int, seconds: int) -> dict[str, list[dict]]:
+    """wrk against each target in turn, `rounds` times, each on a server started afresh,
+    so that load from elsewhere on the machine falls on all of them alike."""
+    results: dict[str, list[dict]] = {target.name: [] for target in targets}
+    for round_number in range(rounds):
+        for target in targets:
+            process, url = serve(target)
+            try:
+                run_wrk(target, url, 2)  # warm-up: imports, connections, caches
+                results[target.name].append(run_wrk(target, url, seconds))
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+            print(f"round {round_number + 1} {target.name}: {results[target.name][-1]}", file=sys.stderr)
+    return results
+
+
 def measure(args) -> None:
     folder = Path(tempfile.mkdtemp(prefix="taxii-bench-read-"))
-    processes = []
     try:
-        targets = [Deployment(f"taxii-server, this checkout ({commit_of(REPO)})", folder / "after", REPO)]
+        targets = compared_with(Deployment(f"taxii-server, this checkout ({commit_of(REPO)})", folder / "after", REPO))
         if args.before:
             targets.append(Deployment(f"taxii-server at {commit_of(Path(args.before))} (before)", folder / "before",
                                       Path(args.before)))
-        process, url = serve(targets[0])
-        body = requests.get(url + targets[0].path, headers=targets[0].headers()).content
-        targets.insert(1, DistinctPages(targets[0], url))
-        process.terminate()
-        process.wait()
-        assert body.count(b'"type":"indicator"') == PAGE, body[:200]
-        targets.insert(0, BareFlask(folder / "bare", body, targets[0].path))
-
-        results = {target.name: [] for target in targets}
-        for round_number in range(args.rounds):
-            for target in targets:
-                process, url = serve(target)
-                processes.append(process)
-                run_wrk(target, url, 2)  # warm-up: imports, connections, caches
-                results[target.name].append(run_wrk(target, url, args.seconds))
-                process.terminate()
-                process.wait(timeout=30)
-                print(f"round {round_number + 1} {target.name}: {results[target.name][-1]}", file=sys.stderr)
+        results = alternate(targets, args.rounds, args.seconds)
         table = report(results, targets[0].name, args)
         print(table)
         if args.write:
             write_section(Path(args.write), table, grouped_profile(2000),
                           served_profile(args.seconds) if args.spy else None)
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -228,11 +228,6 @@ _IDS_PER_SELECT = 500
 WRITE_WAIT_SECONDS = 5.0
 
 
-# How many times this process's line has forked: a connection made before a fork is not the child's to use.
-_forks_seen = [0]
-os.register_at_fork(after_in_child=lambda: _forks_seen.__setitem__(0, _forks_seen[0] + 1))
-
-
 class SQLiteStore(Store):
     def __init__(self, path: str | os.PathLike, write_wait: float = WRITE_WAIT_SECONDS):
         self.path, self.write_wait = str(path), write_wait
@@ -248,12 +243,12 @@ class SQLiteStore(Store):
         # One connection per thread and per process: gunicorn forks workers,
         # and sqlite3 connections must not cross either boundary.
         db = getattr(self._local, "db", None)
-        if db is None or self._local.forks != _forks_seen[0]:  # (not os.getpid(): a system call per read)
+        if db is None or self._local.pid != os.getpid():
             db = sqlite3.connect(self.path, isolation_level=None, timeout=self.write_wait, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA busy_timeout={int(self.write_wait * 1000)}")
-            self._local.db, self._local.forks = db, _forks_seen[0]
+            self._local.db, self._local.pid = db, os.getpid()
             self._local.pages, self._local.keys = PageCache(), KeyCache()
         return db
 
