@@ -60,9 +60,7 @@ def test_files_made_under_an_open_umask_are_private_to_the_server(deployment):
         assert answer.status_code == 202
         store = folder / "store"
         assert {path.name: mode(path) for path in store.iterdir()} == {
-            "taxii.sqlite3": 0o600, "taxii.sqlite3-wal": 0o600, "taxii.sqlite3-shm": 0o600,
-            # The rate limiter's state (storage/sqlite.py).
-            "taxii.sqlite3-rates": 0o600, "taxii.sqlite3-rates-wal": 0o600, "taxii.sqlite3-rates-shm": 0o600}
+            "taxii.sqlite3": 0o600, "taxii.sqlite3-wal": 0o600, "taxii.sqlite3-shm": 0o600}
         assert mode(store) == 0o700
         assert mode(folder / "secrets") == 0o700 and mode(folder / "secrets" / "server.secret") == 0o600
     finally:

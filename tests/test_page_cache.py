@@ -211,31 +211,6 @@ def test_any_commit_to_the_store_empties_the_cache_even_one_that_touches_no_obje
     assert any("FROM objects" in sql for sql in again)
 
 
-def test_rate_limit_payments_leave_the_cache_as_it_is(sqlite_store):
-    # A busy key pays its requests in many times a second: were each payment a commit to
-    # the database the pages come from, no page would stay cached for long.
-    add(sqlite_store, 1)
-    first_page(sqlite_store)
-    in_a_thread(lambda: sqlite_store.spend_rate({"key:abc": (0, 1_000_000)}, now=1))
-    assert statements_of(sqlite_store, lambda: first_page(sqlite_store)) == ["PRAGMA data_version"]
-    assert sqlite_store.spend_rate({"key:abc": (0, 0)}, now=1) == {"key:abc": 1_000_000}
-
-
-def test_a_store_made_with_the_rate_state_in_its_main_file_leaves_it_there_no_longer(tmp_path):
-    import sqlite3
-    path = tmp_path / "taxii.sqlite3"
-    with sqlite3.connect(path) as old:
-        old.execute("CREATE TABLE rate_state (bucket TEXT PRIMARY KEY, tat INTEGER NOT NULL)")
-        old.execute("INSERT INTO rate_state VALUES ('key:abc', 5)")
-    reopened = open_store(f"sqlite:///{path}")
-    try:
-        assert reopened.spend_rate({"key:abc": (0, 7)}, now=1) == {"key:abc": 7}
-        tables = reopened._connection().execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")
-        assert "rate_state" not in {name for (name,) in tables}
-    finally:
-        reopened.close()
-
-
 def record(n: int, body_size: int) -> StoredVersion:
     return StoredVersion(f"indicator--{uuid.UUID(int=n)}", "indicator", "v", "2.1", n, b"x" * body_size)
 

@@ -1,10 +1,6 @@
 """The embedded SQLite backend (the default).
 
-One database file in WAL mode, and beside it (`<file>-rates`, attached to every
-connection as `rates`) the rate limiter's state. That state is paid in many times
-a second by a busy key, and kept apart so that those commits leave the database's
-`data_version`, which the page cache watches (page_cache.py), as it is: nothing a
-page shows has changed. Writers take the write lock first
+One database file in WAL mode. Writers take the write lock first
 (`BEGIN IMMEDIATE`), then read the collection's clock and assign `date_added`
 inside that same transaction: commits are serialised, so a version committed
 later always carries a later `date_added`, and a poller using `added_after`
@@ -96,6 +92,13 @@ CREATE TABLE IF NOT EXISTS client_certs (
     label       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS client_certs_by_operator ON client_certs (operator_id);
+
+-- One GCRA state per rate-limited bucket (an API key, a client address): its theoretical arrival time.
+CREATE TABLE IF NOT EXISTS rate_state (
+    bucket TEXT PRIMARY KEY,
+    tat    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rate_state_by_time ON rate_state (tat);
 
 -- Portal sign-ins (taxii_server/portal/sessions.py): the token's hash, never the token.
 CREATE TABLE IF NOT EXISTS portal_sessions (
@@ -214,17 +217,6 @@ log = logging.getLogger(__name__)
 _COLUMNS = "object_id, type, version, spec_version, date_added"
 # Columns added after the first release, with their types: a store made before
 # them gets them on opening (NULL in its existing rows: submitter unknown).
-# In the attached `rates` database (see the module's docstring). A store made before
-# kept this table in the main file; opening one drops it there (rate state is worth seconds).
-RATES_SCHEMA = """
--- One GCRA state per rate-limited bucket (an API key, a client address): its theoretical arrival time.
-CREATE TABLE IF NOT EXISTS rates.rate_state (
-    bucket TEXT PRIMARY KEY,
-    tat    INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rates.rate_state_by_time ON rate_state (tat);
-"""
-
 _ADDED_OBJECT_COLUMNS = {"submitter": "TEXT", "submitter_key": "TEXT", "derived_from": "TEXT"}
 # Well under SQLite's limit on parameters in one statement.
 _IDS_PER_SELECT = 500
@@ -239,14 +231,12 @@ WRITE_WAIT_SECONDS = 5.0
 class SQLiteStore(Store):
     def __init__(self, path: str | os.PathLike, write_wait: float = WRITE_WAIT_SECONDS):
         self.path, self.write_wait = str(path), write_wait
-        self.rates_path = ":memory:" if self.path == ":memory:" else self.path + "-rates"
         if self.path != ":memory:":
-            for path in (self.path, self.rates_path):
-                private_file(Path(path))  # before SQLite creates it with the umask's mode
+            private_file(Path(self.path))  # before SQLite creates it with the umask's mode
         self._local = threading.local()
-        for script in (SCHEMA, COMPLIANCE_SCHEMA, FEED_SCHEMA, RATES_SCHEMA):
+        for script in (SCHEMA, COMPLIANCE_SCHEMA, FEED_SCHEMA):
             self._connection().executescript(script)
-        self._upgrade_older_store()
+        self._add_missing_columns()
 
     # -- connections -----------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -258,9 +248,6 @@ class SQLiteStore(Store):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA busy_timeout={int(self.write_wait * 1000)}")
-            db.execute("ATTACH DATABASE ? AS rates", (self.rates_path,))
-            db.execute("PRAGMA rates.journal_mode=WAL")
-            db.execute("PRAGMA rates.synchronous=NORMAL")
             self._local.db, self._local.pid = db, os.getpid()
             self._local.pages, self._local.keys = PageCache(), KeyCache()
         return db
@@ -287,15 +274,13 @@ class SQLiteStore(Store):
                 db.execute("ROLLBACK")
             raise _busy_or(exc) from None
 
-    def _upgrade_older_store(self) -> None:
-        """Columns added since, and the rate state moved out (RATES_SCHEMA). Under the write lock:
-        workers opening an old store together make each change once."""
+    def _add_missing_columns(self) -> None:
+        # Checked again under the write lock: workers opening an old store together add each column once.
         with self._write() as db:
             present = {row[1] for row in db.execute("PRAGMA table_info(objects)")}
             for name, kind in _ADDED_OBJECT_COLUMNS.items():
                 if name not in present:
                     db.execute(f"ALTER TABLE objects ADD COLUMN {name} {kind}")
-            db.execute("DROP TABLE IF EXISTS main.rate_state")  # now in `rates`: see RATES_SCHEMA
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -585,17 +570,17 @@ class SQLiteStore(Store):
     def spend_rate(self, spends: dict[str, tuple[int, int]], now: int) -> dict[str, int]:
         if not any(cost for _, cost in spends.values()):  # only reading: no write lock, no commit
             db = self._connection()
-            held = {bucket: db.execute("SELECT tat FROM rates.rate_state WHERE bucket = ?", (bucket,)).fetchone()
+            held = {bucket: db.execute("SELECT tat FROM rate_state WHERE bucket = ?", (bucket,)).fetchone()
                     for bucket in spends}
             return {bucket: max(row[0] if row else 0, spends[bucket][0]) for bucket, row in held.items()}
         with self._write() as db:
             times = {}
             for bucket, (since, cost) in spends.items():
                 (times[bucket],) = db.execute(
-                    "INSERT INTO rates.rate_state (bucket, tat) VALUES (?1, ?2 + ?3) "
+                    "INSERT INTO rate_state (bucket, tat) VALUES (?1, ?2 + ?3) "
                     "ON CONFLICT (bucket) DO UPDATE SET tat = MAX(tat, ?2) + ?3 RETURNING tat",
                     (bucket, since, cost)).fetchone()
-            db.execute("DELETE FROM rates.rate_state WHERE tat < ?", (now,))  # spent long enough ago to be worth nothing
+            db.execute("DELETE FROM rate_state WHERE tat < ?", (now,))  # spent long enough ago to be worth nothing
         return times
 
     # -- audit trail -------------------------------------------------------------
