@@ -58,7 +58,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
 
 def _services(settings: Settings, store: Store) -> Services:
     trail = audit.AuditBuffer(store)
-    limiter = limits.Limiter(store, pay_soon=lambda: bookkeeper.wake())
+    limiter = limits.Limiter(store, pay_soon=lambda: bookkeeper.run_soon(limiter.reconcile))
     # Audit records first: a failing rate-limit payment must not hold them back.
     bookkeeper = Bookkeeper([trail.flush, limiter.reconcile])
     key_rate = (limits.Rate(settings.requests_per_minute, settings.rate_burst or settings.requests_per_minute)
