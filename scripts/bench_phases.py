@@ -354,11 +354,13 @@ def phase_read_path(profile: dict, work: Path, log) -> dict:
     runs = bench_read_path.alternate(targets, rounds, seconds)
     result = {name: {"rps": round(statistics.median(r["rps"] for r in outcome), 1),
                      "p99_ms": round(statistics.median(r["p99_ms"] for r in outcome), 2),
+                     "worker_cpu_us_per_request": round(statistics.median(r["cpu_us"] for r in outcome)),
                      "every_round_rps": [r["rps"] for r in outcome]}
               for name, outcome in runs.items()}
     result.update(rounds=rounds, seconds=seconds, gunicorn=" ".join(bench_read_path.GUNICORN),
                   ratio=round(result["this server"]["rps"] / result["bare Flask"]["rps"], 3),
-                  distinct_ratio=round(result[DISTINCT_PAGES]["rps"] / result["bare Flask"]["rps"], 3))
+                  distinct_ratio=round(result[DISTINCT_PAGES]["rps"] / result["bare Flask"]["rps"], 3),
+                  run_again=bench_read_path.rerun_note(runs))
     log(f"  {result['this server']['rps']:,.0f} requests/s vs {result['bare Flask']['rps']:,.0f} for the bare app "
         f"({result['ratio']:.2f}x); p99 {result['this server']['p99_ms']:.1f} ms vs "
         f"{result['bare Flask']['p99_ms']:.1f} ms")
@@ -515,7 +517,7 @@ def render(results: dict) -> list[str]:
             lines.append(f"| {name} | {figures['rps']:,.0f} | {figures['p99_ms']:.1f} | "
                          f"{figures['rps'] / read['bare Flask']['rps']:.2f} | "
                          + ", ".join(f"{r:,.0f}" for r in figures["every_round_rps"]) + " |")
-        lines.append("")
+        lines += ["", read.get("run_again", ""), ""]
     return lines
 
 
