@@ -33,6 +33,41 @@ def test_request_lines_wait_for_the_writer_and_a_flush_writes_them_in_order():
     assert stream.getvalue().splitlines() == [f"{access_log.name} GET {n}" for n in range(3)]
 
 
+class CountingFormatter(logging.Formatter):
+    def __init__(self):
+        super().__init__("%(name)s %(message)s")
+        self.formatted = 0
+
+    def format(self, record):
+        self.formatted += 1
+        return super().format(record)
+
+
+def test_a_request_line_is_formatted_by_the_writer_not_by_the_request():
+    stream, formatter = io.StringIO(), CountingFormatter()
+    handler = BatchedStreamHandler(stream)
+    handler.setFormatter(formatter)
+    handler.FLUSH_INTERVAL = 3600
+    handler.handle(line(access_log.name, logging.INFO, "GET 1"))
+    assert formatter.formatted == 0
+    handler.flush()
+    assert (formatter.formatted, stream.getvalue()) == (1, f"{access_log.name} GET 1\n")
+
+
+def test_a_line_that_cannot_be_formatted_is_reported_and_the_others_are_written(capsys):
+    stream = io.StringIO()
+    handler = handler_on(stream)
+    handler.FLUSH_INTERVAL = 3600
+    handler.handle(line(access_log.name, logging.INFO, "GET 1"))
+    broken = line(access_log.name, logging.INFO, "GET %d")
+    broken.args = ("not a number",)
+    handler.handle(broken)
+    handler.handle(line(access_log.name, logging.INFO, "GET 3"))
+    handler.flush()
+    assert stream.getvalue().splitlines() == [f"{access_log.name} GET 1", f"{access_log.name} GET 3"]
+    assert "Logging error" in capsys.readouterr().err
+
+
 def test_any_other_line_is_written_at_once_after_the_request_lines_before_it():
     stream = io.StringIO()
     handler = handler_on(stream)
