@@ -158,7 +158,8 @@ class BatchedStreamHandler(logging.StreamHandler):
         self._writer_pid: int | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        # Called by Handler.handle with self.lock held.
+        # Called by Handler.handle with self.lock held. Formatted when written: a request
+        # line's fields are strings and numbers (see _finish), so later shows them as they were.
         self._pending.append(record)
         if (record.name != access_log.name or record.levelno >= logging.WARNING
                 or len(self._pending) > 4 * self.MAX_PENDING):
