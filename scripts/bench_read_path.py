@@ -124,23 +124,12 @@ class Deployment:
         return {"Authorization": f"Bearer {self.key}", "Accept": TAXII}
 
 
-class DistinctPages:
-    """The same deployment, asked for a different page on each request: GET objects
-    after a bookmark drawn at random from the first OBJECTS - PAGE objects' date_added,
-    so each answer is a full page and SQLite's page cache (storage/page_cache.py) is
-    almost never of use. What a crowd of pollers at different places costs."""
+class Variant:
+    """`deployment` served as it is, asked or set up differently by a subclass."""
 
-    def __init__(self, deployment: Deployment, url: str):
-        self.deployment, self.path = deployment, deployment.path
-        self.name = deployment.name + ", a different page each request"
-        self.folder = deployment.folder
-        manifest = requests.get(url + f"/api/collections/{deployment.collection}/manifest/?limit={OBJECTS}",
-                                headers=deployment.headers()).json()["objects"]
-        bookmarks = [entry["date_added"] for entry in manifest[:OBJECTS - PAGE]]
-        paths = ",\n".join(f'  "{self.path}&added_after={bookmark}"' for bookmark in bookmarks)
-        self.script = str(deployment.folder / "distinct_pages.lua")
-        Path(self.script).write_text(f"local paths = {{\n{paths}\n}}\n"
-                                     "request = function() return wrk.format(nil, paths[math.random(#paths)]) end\n")
+    def __init__(self, deployment: Deployment, name: str):
+        self.deployment, self.name = deployment, name
+        self.path, self.folder = deployment.path, deployment.folder
 
     def environ(self) -> dict:
         return self.deployment.environ()
@@ -150,6 +139,23 @@ class DistinctPages:
 
     def headers(self) -> dict:
         return self.deployment.headers()
+
+
+class DistinctPages(Variant):
+    """The same deployment, asked for a different page on each request: GET objects
+    after a bookmark drawn at random from the first OBJECTS - PAGE objects' date_added,
+    so each answer is a full page and SQLite's page cache (storage/page_cache.py) is
+    almost never of use. What a crowd of pollers at different places costs."""
+
+    def __init__(self, deployment: Deployment, url: str):
+        super().__init__(deployment, deployment.name + ", a different page each request")
+        manifest = requests.get(url + f"/api/collections/{deployment.collection}/manifest/?limit={OBJECTS}",
+                                headers=deployment.headers()).json()["objects"]
+        bookmarks = [entry["date_added"] for entry in manifest[:OBJECTS - PAGE]]
+        paths = ",\n".join(f'  "{self.path}&added_after={bookmark}"' for bookmark in bookmarks)
+        self.script = str(deployment.folder / "distinct_pages.lua")
+        Path(self.script).write_text(f"local paths = {{\n{paths}\n}}\n"
+                                     "request = function() return wrk.format(nil, paths[math.random(#paths)]) end\n")
 
 
 # The per-request records --ablate takes out: hooks by (kind, module, function); the rate limit by its call.
@@ -178,25 +184,22 @@ ABLATED_APP = textwrap.dedent("""
 ABLATIONS = ["request line", "audit record", "metrics", "rate limit"]
 
 
-class Ablated:
+class Ablated(Variant):
     """`deployment` served with some per-request records taken out (ABLATED_APP)."""
 
     def __init__(self, deployment: Deployment, parts: list[str]):
-        self.deployment, self.parts, self.path, self.folder = deployment, parts, deployment.path, deployment.folder
-        self.name = "without " + (parts[0] if len(parts) == 1 else "any of the four")
+        super().__init__(deployment, "without " + (parts[0] if len(parts) == 1 else "any of the four"))
+        self.parts = parts
         (deployment.folder / "ablated.py").write_text(ABLATED_APP)
 
     def environ(self) -> dict:
-        environ = self.deployment.environ()
+        environ = super().environ()
         environ["PYTHONPATH"] += os.pathsep + str(self.folder)
         environ["BENCH_WITHOUT"] = ",".join(self.parts)
         return environ
 
     def command(self, port: int) -> list[str]:
-        return [*self.deployment.command(port)[:-1], "ablated:app"]
-
-    def headers(self) -> dict:
-        return self.deployment.headers()
+        return [*super().command(port)[:-1], "ablated:app"]
 
 
 class BareFlask:
@@ -293,9 +296,10 @@ def worker_cpu_seconds(arbiter: subprocess.Popen) -> dict[int, float]:
     return seconds
 
 
-# wrk opens its 8 connections at once, and now and then one gunicorn worker accepts all
-# of them: the other idles, and the round measures one process instead of the set-up
-# (seen for every server alike, about one round in four). Such a round is run again.
+# Now and then one gunicorn worker does nearly all the work of a round while the other
+# idles (seen for every server alike, the bare app most: 1,807 and 1,920 requests/s among
+# rounds of 5,203-5,986 in one run). Such a round measures one process instead of the
+# set-up, and is run again.
 LOPSIDED = 0.2  # a round is lopsided when a worker spent less than this share of the workers' CPU time
 MAX_TRIES = 4
 
@@ -370,8 +374,8 @@ def ablate(args) -> None:
 def rerun_note(results: dict) -> str:
     again = {name: sum(r["tries"] - 1 for r in runs) for name, runs in results.items()}
     said = ", ".join(f"{name} {count}" for name, count in again.items() if count) or "none"
-    return (f"Rounds run again because one gunicorn worker took every connection and the other idled "
-            f"(under {LOPSIDED:.0%} of the workers' CPU time): {said}.")
+    return (f"Rounds run again because one gunicorn worker did nearly all the work (the other under "
+            f"{LOPSIDED:.0%} of the workers' CPU time): {said}.")
 
 
 def ablation_report(results: dict, bare: str, args) -> str:
@@ -475,12 +479,16 @@ SERVED_AREAS = [
 ]
 
 
+def py_spy() -> str | None:
+    """py-spy on the PATH or beside this Python; None when it is in neither."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+
+
 def served_profile(seconds: int) -> str:
     """Where a served GET objects spends the interpreter's time under wrk: py-spy samples
     the thread holding Python's lock in every gunicorn process; own time by area."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists() and shutil.which("py-spy") is None:
-        raise SystemExit("py-spy is not installed (pip install py-spy)")
+    spy = py_spy()
     folder = Path(tempfile.mkdtemp(prefix="taxii-bench-spy-"))
     try:
         target = Deployment("profile", folder / "store", REPO)
@@ -562,6 +570,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None and not args.profile:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    if args.spy and py_spy() is None:
+        raise SystemExit("py-spy is not installed (pip install py-spy)")
     if args.profile:
         profile(3000)
     elif args.ablate:

@@ -3,7 +3,6 @@ rights, and responses in the TAXII media type."""
 
 from __future__ import annotations
 
-
 import orjson
 from flask import Response, g, request
 

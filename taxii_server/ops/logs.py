@@ -12,13 +12,13 @@ returns the public part only.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import logging.config
+import os
 import re
 import threading
 import time
-import itertools
-import os
 
 from flask import Flask, g, has_request_context, request
 
