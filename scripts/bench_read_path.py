@@ -18,11 +18,14 @@ every request.
     .venv-test/bin/python scripts/bench_read_path.py --profile   # where one request's time goes, in process
     .venv-test/bin/python scripts/bench_read_path.py --ablate [--write docs/benchmarks.md]
 
-`--ablate` measures what each record kept of every request costs when served: the
-same deployment with one of them taken out (the request line, the audit record, the
-metrics, the rate limit), then all four, beside the whole server and the bare app.
-They are taken out by a wrapper module the benchmark writes for itself (ABLATED_APP),
-never by anything in the server's code. Besides requests/s, it gives the CPU time the
+`--ablate` measures what each part of every request's own work costs when served:
+the same deployment with one of them taken out (the request line, the audit record,
+the metrics, the rate limit, and the store check: SQLite's `PRAGMA data_version`,
+asked once a request so that no cached page or key outlives a write), then the four
+records together, then all five, beside the whole server and the bare app. They are
+taken out by a wrapper module the benchmark writes for itself (ABLATED_APP), never by
+anything in the server's code; without the store check a server would serve stale
+pages, so that row is a bound, not an option. Besides requests/s, it gives the CPU time the
 gunicorn workers spent per request (Linux /proc), which the machine's noise moves less.
 
 `--write` replaces the section between the markers below in the file (or appends
@@ -158,10 +161,12 @@ class DistinctPages(Variant):
                                      "request = function() return wrk.format(nil, paths[math.random(#paths)]) end\n")
 
 
-# The per-request records --ablate takes out: hooks by (kind, module, function); the rate limit by its call.
+# The per-request work --ablate takes out: hooks by (kind, module, function); the rate limit by its
+# call; the store check by taking every request's reads to be of the store as it was (unsafe: measurement only).
 ABLATED_APP = textwrap.dedent("""
     import os
     from taxii_server import limits
+    from taxii_server.storage.sqlite import SQLiteStore
     from taxii_server.wsgi import app
 
     HOOKS = {
@@ -171,24 +176,30 @@ ABLATED_APP = textwrap.dedent("""
         "metrics": [("before_request", "taxii_server.ops.metrics", "_start_clock"),
                     ("after_request", "taxii_server.ops.metrics", "_count")],
         "rate limit": [],
+        "store check": [],
     }
     for part in filter(None, os.environ["BENCH_WITHOUT"].split(",")):
         if part == "rate limit":
             limits.enforce_key = lambda *args: None
+        if part == "store check":
+            assert "PRAGMA data_version" in SQLiteStore.begin_reading.__code__.co_consts, "the store check moved"
+            SQLiteStore.begin_reading = lambda store: setattr(store._local, "data_version", 0)
         for kind, module, name in HOOKS[part]:
             hooks = getattr(app, kind + "_funcs")[None]
             kept = [hook for hook in hooks if (hook.__module__, hook.__name__) != (module, name)]
             assert len(kept) == len(hooks) - 1, f"no {kind} hook {module}.{name}"
             hooks[:] = kept
 """)
-ABLATIONS = ["request line", "audit record", "metrics", "rate limit"]
+RECORDS = ["request line", "audit record", "metrics", "rate limit"]
+ABLATIONS = [*RECORDS, "store check"]
 
 
 class Ablated(Variant):
-    """`deployment` served with some per-request records taken out (ABLATED_APP)."""
+    """`deployment` served with some of each request's own work taken out (ABLATED_APP)."""
 
     def __init__(self, deployment: Deployment, parts: list[str]):
-        super().__init__(deployment, "without " + (parts[0] if len(parts) == 1 else "any of the four"))
+        super().__init__(deployment, "without " + (parts[0] if len(parts) == 1 else
+                                                   "the four records" if parts == RECORDS else "all five"))
         self.parts = parts
         (deployment.folder / "ablated.py").write_text(ABLATED_APP)
 
@@ -358,15 +369,18 @@ def ablate(args) -> None:
         deployment = Deployment("the whole server", folder / "server", REPO)
         bare = compared_with(deployment)[0]
         targets = [bare, deployment, *(Ablated(deployment, [part]) for part in ABLATIONS),
-                   Ablated(deployment, ABLATIONS)]
+                   Ablated(deployment, RECORDS), Ablated(deployment, ABLATIONS)]
         table = ablation_report(alternate(targets, args.rounds, args.seconds), bare.name, args)
         print(table)
         if args.write:
             put_section(Path(args.write), "bench_read_path_ablation", "\n".join([
-                "", "## Read path: what each record of a request costs", "",
+                "", "## Read path: what each request's own work costs", "",
                 f"Written by `scripts/bench_read_path.py --ablate` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
-                "The server as shipped, then with one per-request record taken out (by a wrapper module of the "
-                "benchmark's own, for this measurement only), then all four, beside the bare app.", "", table, ""]))
+                "The server as shipped, then with one part of each request's own work taken out (by a wrapper "
+                "module of the benchmark's own, for this measurement only), then the four records together, "
+                "then all five, beside the bare app. Without the store check (`PRAGMA data_version`) the "
+                "server would serve pages and keys that a write has changed: that row is a bound, not an "
+                "option.", "", table, ""]))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -563,8 +577,8 @@ def main() -> None:
     parser.add_argument("--before", help="A checkout of earlier code to measure side by side (e.g. /work/main).")
     parser.add_argument("--profile", action="store_true", help="Profile the read path in process instead.")
     parser.add_argument("--write", help="Write the figures and a grouped profile as a section of this file.")
-    parser.add_argument("--ablate", action="store_true", help="Measure the server with each per-request record "
-                                                              "taken out, and all four (see above).")
+    parser.add_argument("--ablate", action="store_true", help="Measure the server with each part of a request's "
+                                                              "own work taken out, then together (see above).")
     parser.add_argument("--spy", action="store_true", help="With --write, also profile the served requests with "
                                                            "py-spy (pip install py-spy): where the time goes.")
     args = parser.parse_args()
