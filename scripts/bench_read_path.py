@@ -25,8 +25,9 @@ asked once a request so that no cached page or key outlives a write), then the f
 records together, then all five, beside the whole server and the bare app. They are
 taken out by a wrapper module the benchmark writes for itself (ABLATED_APP), never by
 anything in the server's code; without the store check a server would serve stale
-pages, so that row is a bound, not an option. Besides requests/s, it gives the CPU time the
-gunicorn workers spent per request (Linux /proc), which the machine's noise moves less.
+pages, so that row is a bound, not an option. Besides requests/s, it gives the CPU
+time the gunicorn workers spent per request (Linux /proc), which the machine's noise
+moves less.
 
 `--write` replaces the section between the markers below in the file (or appends
 it); `scripts/bench` keeps such sections when it rewrites the file.
