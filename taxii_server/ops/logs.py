@@ -133,19 +133,19 @@ class TextFormatter(logging.Formatter):
 class BatchedStreamHandler(logging.StreamHandler):
     """A StreamHandler that writes request lines in batches, from a thread of its own.
 
-    Writing a line is a system call, during which the request's thread lets go of
-    the interpreter's lock; with gunicorn's threads busy, each time costs the
-    thread a wait for its turn. Measured in process on four threads, a GET objects
-    page cost 80 to 130 us more CPU with a write per request line. Request lines (the access logger's,
-    below WARNING) are kept in memory as records, and formatted and written together by
-    the writer thread within FLUSH_INTERVAL seconds, or as soon as MAX_PENDING wait:
+    Writing a line is a system call, during which the request's thread lets go of the
+    interpreter's lock; with gunicorn's threads busy, each time costs the thread a wait
+    for its turn. Measured in process on four threads, a GET objects page cost 80 to 130
+    us more CPU with a write per request line. Request lines (the access logger's, below
+    WARNING) are kept in memory as records, and formatted and written together by the
+    writer thread within FLUSH_INTERVAL seconds, or as soon as MAX_PENDING wait:
     formatting a batch in one go costs less than a line at a time between requests
     (served, 32 us less CPU per GET objects page on average over 6 alternating rounds of
-    scripts/bench_read_path.py's set-up, less in every round). Any other line is
-    written at once, after the request lines before it; so are the waiting lines
-    when the process exits (logging's own shutdown flushes every handler). A
-    process killed outright loses at most its last FLUSH_INTERVAL of request lines;
-    the audit trail, not this log, is the record.
+    scripts/bench_read_path.py's set-up, less in every round). Any other line is written
+    at once, after the request lines before it; so are the waiting lines when the
+    process exits (logging's own shutdown flushes every handler). A process killed
+    outright loses at most its last FLUSH_INTERVAL of request lines; the audit trail,
+    not this log, is the record.
     """
 
     FLUSH_INTERVAL = 0.2
